@@ -1,0 +1,57 @@
+# Byline. `make run` sets up, ingests the demo archive and starts API + chat; `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= data
+API_PORT ?= 8000
+UI_PORT ?= 8501
+
+# Models come from installed packages; never ask a model hub at run time.
+export HF_HUB_OFFLINE := 1
+export BYLINE_DATA_DIR ?= $(DATA_DIR)
+
+.PHONY: install run serve ui test lint fmt typecheck clean
+
+# torch goes in first, pinned to the CPU build; an unpinned one would pull a multi-GB CUDA build.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install torch==2.13.0
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/byline ingest --if-empty demo/
+	$(BIN)/byline serve --port $(API_PORT) & api=$$!; \
+	trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/byline ui --port $(UI_PORT) --api-url http://127.0.0.1:$(API_PORT)
+
+serve: $(VENV)/.installed
+	$(BIN)/byline serve --port $(API_PORT)
+
+ui: $(VENV)/.installed
+	$(BIN)/byline ui --port $(UI_PORT) --api-url http://127.0.0.1:$(API_PORT)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+fmt: $(VENV)/.installed-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Byline's read side: store -> retrieve -> answer -> api."""

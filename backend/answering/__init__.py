@@ -1,0 +1,1 @@
+"""From retrieved chunks to a cited answer, with the conversation kept per session."""

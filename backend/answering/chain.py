@@ -1,0 +1,161 @@
+"""The answer chain, composed with LangChain runnables.
+
+question -> follow-up rewrite -> retrieval -> numbered sources -> generator -> verified citations.
+The generator step is the seam for LLM providers: anything that is an ``AnswerGenerator``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+
+from backend.answering.rewrite import rewrite_followup
+from backend.answering.sessions import SessionStore, new_session_id
+from backend.core.protocols import AnswerGenerator, Retriever
+from backend.core.types import Answer, Citation, Draft, Hit, SearchFilters, SearchQuery, Source, Turn
+
+NOT_FOUND = "The archive has no article that answers this question."
+
+_MARKERS = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
+_SNIPPET_CHARS = 300
+
+
+def number_sources(hits: Sequence[Hit], limit: int) -> list[Source]:
+    """Group hits by article in rank order; each article is one numbered source."""
+    grouped: dict[str, list[Hit]] = {}
+    for hit in hits:
+        if hit.chunk.article_id in grouped or len(grouped) < limit:
+            grouped.setdefault(hit.chunk.article_id, []).append(hit)
+    sources = []
+    for n, group in enumerate(grouped.values(), start=1):
+        first = group[0].chunk
+        sources.append(
+            Source(
+                n=n,
+                article_id=first.article_id,
+                title=first.title,
+                url=first.url,
+                source=first.source,
+                published_at=first.published_at,
+                hits=tuple(group),
+            )
+        )
+    return sources
+
+
+def verify_citations(draft: Draft, sources: Sequence[Source]) -> tuple[str, tuple[Citation, ...]]:
+    """Drop markers that point at no source and renumber the rest 1..m in order of first use.
+
+    Afterwards every ``[n]`` in the text has exactly one citation, and every citation is a
+    retrieved article.
+    """
+    by_n = {s.n: s for s in sources}
+    order: list[int] = []
+
+    def renumber(match: re.Match[str]) -> str:
+        kept = []
+        for raw in match.group(1).split(","):
+            n = int(raw)
+            if n not in by_n:
+                continue
+            if n not in order:
+                order.append(n)
+            kept.append(f"[{order.index(n) + 1}]")
+        return "".join(dict.fromkeys(kept))
+
+    text = _MARKERS.sub(renumber, draft.text)
+    text = _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(text.split()))
+    citations = []
+    for new_n, old_n in enumerate(order, start=1):
+        src = by_n[old_n]
+        snippet = draft.snippets.get(old_n) or src.hits[0].chunk.text[:_SNIPPET_CHARS]
+        citations.append(
+            Citation(
+                n=new_n,
+                article_id=src.article_id,
+                url=src.url,
+                title=src.title,
+                source=src.source,
+                published_at=src.published_at,
+                snippet=snippet,
+            )
+        )
+    return text, tuple(citations)
+
+
+class AnswerChain:
+    def __init__(
+        self,
+        retriever: Retriever,
+        generator: AnswerGenerator,
+        sessions: SessionStore,
+        *,
+        k: int,
+        max_sources: int,
+        history_turns: int,
+    ) -> None:
+        self._retriever = retriever
+        self._generator = generator
+        self._sessions = sessions
+        self._k = k
+        self._max_sources = max_sources
+        self._history_turns = history_turns
+        self._runnable = self._build()
+
+    def _build(self) -> Runnable[dict[str, Any], dict[str, Any]]:
+        def rewrite(x: dict[str, Any]) -> str:
+            return rewrite_followup(x["question"], x["history"])
+
+        def retrieve(x: dict[str, Any]) -> list[Hit]:
+            query = SearchQuery(text=x["rewritten"], k=x["k"], as_of=x["as_of"], filters=x["filters"])
+            return self._retriever.retrieve(query)
+
+        def sources(x: dict[str, Any]) -> list[Source]:
+            return number_sources(x["hits"], self._max_sources)
+
+        def generate(x: dict[str, Any]) -> Draft:
+            return self._generator.generate(x["rewritten"], x["sources"])
+
+        def finish(x: dict[str, Any]) -> dict[str, Any]:
+            text, citations = verify_citations(x["draft"], x["sources"])
+            if not text:
+                text, citations = NOT_FOUND, ()
+            return {"rewritten": x["rewritten"], "text": text, "citations": citations}
+
+        return (
+            RunnablePassthrough.assign(rewritten=RunnableLambda(rewrite))
+            | RunnablePassthrough.assign(hits=RunnableLambda(retrieve))
+            | RunnablePassthrough.assign(sources=RunnableLambda(sources))
+            | RunnablePassthrough.assign(draft=RunnableLambda(generate))
+            | RunnableLambda(finish)
+        ).with_config(run_name="byline_answer")
+
+    def ask(
+        self,
+        question: str,
+        *,
+        session_id: str | None = None,
+        as_of: date | None = None,
+        filters: SearchFilters | None = None,
+        k: int | None = None,
+    ) -> Answer:
+        session_id = session_id or new_session_id()
+        history = self._sessions.history(session_id, self._history_turns)
+        state = {
+            "question": question,
+            "history": history,
+            "as_of": as_of,
+            "filters": filters or SearchFilters(),
+            "k": k or self._k,
+        }
+        out = self._runnable.invoke(state)
+        turn = Turn(question, out["rewritten"], out["text"], out["citations"])
+        self._sessions.append(session_id, turn)
+        return Answer(
+            text=turn.answer, citations=turn.citations, session_id=session_id, rewritten_query=turn.rewritten_query
+        )

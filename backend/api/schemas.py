@@ -1,0 +1,132 @@
+"""The HTTP contract. Kept apart from core types so the wire format can stay stable."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backend.core.types import Answer, Citation, Hit, SearchFilters
+
+_MAX_QUERY_CHARS = 2000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FiltersIn(Strict):
+    sources: list[str] = Field(default_factory=list, max_length=50)
+    published_after: date | None = None
+    published_before: date | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FiltersIn:
+        if self.published_after and self.published_before and self.published_after > self.published_before:
+            raise ValueError("published_after must not be later than published_before")
+        return self
+
+    def to_core(self) -> SearchFilters:
+        return SearchFilters(
+            sources=tuple(s for s in self.sources if s.strip()),
+            published_after=self.published_after,
+            published_before=self.published_before,
+        )
+
+
+class SearchRequest(Strict):
+    query: str = Field(min_length=1, max_length=_MAX_QUERY_CHARS)
+    k: int = Field(default=10, ge=1, le=100)
+    as_of: date | None = Field(default=None, description="Day the question is asked; later articles are excluded.")
+    filters: FiltersIn | None = None
+
+
+class SearchResult(BaseModel):
+    chunk_id: str
+    article_id: str
+    url: str | None
+    title: str
+    source: str | None
+    published_at: datetime | None
+    text: str
+    score: float
+
+    @classmethod
+    def from_hit(cls, hit: Hit) -> SearchResult:
+        c = hit.chunk
+        return cls(
+            chunk_id=c.id,
+            article_id=c.article_id,
+            url=c.url,
+            title=c.title,
+            source=c.source,
+            published_at=c.published_at,
+            text=c.text,
+            score=round(hit.score, 6),
+        )
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResult]
+
+
+class AskRequest(Strict):
+    question: str = Field(min_length=1, max_length=_MAX_QUERY_CHARS)
+    session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    as_of: date | None = None
+    filters: FiltersIn | None = None
+    k: int | None = Field(default=None, ge=1, le=50)
+
+
+class CitationOut(BaseModel):
+    n: int
+    article_id: str
+    url: str | None
+    title: str
+    source: str | None
+    published_at: datetime | None
+    snippet: str
+
+    @classmethod
+    def from_core(cls, c: Citation) -> CitationOut:
+        return cls(
+            n=c.n,
+            article_id=c.article_id,
+            url=c.url,
+            title=c.title,
+            source=c.source,
+            published_at=c.published_at,
+            snippet=c.snippet,
+        )
+
+
+class AskResponse(BaseModel):
+    answer: str
+    citations: list[CitationOut]
+    session_id: str
+    rewritten_query: str
+    as_of: date
+
+    @classmethod
+    def from_core(cls, a: Answer, as_of: date) -> AskResponse:
+        return cls(
+            answer=a.text,
+            citations=[CitationOut.from_core(c) for c in a.citations],
+            session_id=a.session_id,
+            rewritten_query=a.rewritten_query,
+            as_of=as_of,
+        )
+
+
+class HealthResponse(BaseModel):
+    status: str
+    chunks: int
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str

@@ -1,0 +1,1 @@
+"""Domain types, protocols and pure helpers shared by every layer."""

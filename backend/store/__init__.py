@@ -1,0 +1,1 @@
+"""The vector store: Chroma, always given our own embeddings."""

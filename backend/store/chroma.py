@@ -1,0 +1,144 @@
+"""Chroma as Byline's vector store.
+
+Chroma is given embeddings explicitly: left to itself it would fetch its own ONNX model.
+Metadata holds what filters need (outlet key, publication time as a number) and what
+citations need (title, url, outlet, date), so a hit is self-contained.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import chromadb
+from chromadb.config import Settings as ChromaClientSettings
+
+from backend.core.dates import end_of_day, parse_datetime, start_of_day
+from backend.core.types import Chunk, Hit, SearchQuery
+
+Scalar = str | int | float | bool
+
+_NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def source_key(name: str) -> str:
+    """Outlet names compared without case, spaces or punctuation ("The Verge" == "the-verge")."""
+    return _NON_ALNUM.sub("", name.casefold())
+
+
+def chunk_metadata(chunk: Chunk) -> dict[str, Scalar]:
+    meta: dict[str, Scalar] = {
+        "article_id": chunk.article_id,
+        "position": chunk.position,
+        "title": chunk.title,
+        "dated": chunk.published_at is not None,
+        # Undated chunks get 0 so numeric filters stay valid; ``dated`` tells them apart.
+        "published_ts": int(chunk.published_at.timestamp()) if chunk.published_at else 0,
+    }
+    if chunk.url:
+        meta["url"] = chunk.url
+    if chunk.source:
+        meta["source"] = chunk.source
+        meta["source_key"] = source_key(chunk.source)
+    if chunk.published_at:
+        meta["published_at"] = chunk.published_at.isoformat()
+    return meta
+
+
+def chunk_from_record(chunk_id: str, text: str, meta: dict[str, Any]) -> Chunk:
+    published = meta.get("published_at")
+    return Chunk(
+        id=chunk_id,
+        article_id=str(meta["article_id"]),
+        position=int(meta.get("position", 0)),
+        text=text,
+        title=str(meta.get("title", "")),
+        url=cast(str | None, meta.get("url")),
+        source=cast(str | None, meta.get("source")),
+        published_at=parse_datetime(published) if isinstance(published, str) else None,
+    )
+
+
+def build_where(query: SearchQuery) -> dict[str, Any] | None:
+    clauses: list[dict[str, Any]] = []
+    if query.as_of is not None:
+        # Undated articles cannot be shown to postdate the question, so they stay visible.
+        clauses.append({"$or": [{"published_ts": {"$lte": end_of_day(query.as_of)}}, {"dated": False}]})
+    filters = query.filters
+    if filters.published_after is not None or filters.published_before is not None:
+        clauses.append({"dated": True})
+    if filters.published_after is not None:
+        clauses.append({"published_ts": {"$gte": start_of_day(filters.published_after)}})
+    if filters.published_before is not None:
+        clauses.append({"published_ts": {"$lte": end_of_day(filters.published_before)}})
+    if filters.sources:
+        clauses.append({"source_key": {"$in": sorted({source_key(s) for s in filters.sources})}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class ChromaStore:
+    def __init__(self, path: Path, collection: str) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self._client = chromadb.PersistentClient(
+            path=str(path), settings=ChromaClientSettings(anonymized_telemetry=False)
+        )
+        self._collection = self._client.get_or_create_collection(
+            collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+        )
+
+    def upsert(
+        self,
+        chunks: Sequence[Chunk],
+        embeddings: Sequence[Sequence[float]],
+        extra: Sequence[dict[str, Scalar]],
+    ) -> None:
+        """One call per batch of whole articles, so an article's chunks become visible together."""
+        if not chunks:
+            return
+        metadatas = [{**chunk_metadata(c), **x} for c, x in zip(chunks, extra, strict=True)]
+        self._collection.upsert(
+            ids=[c.id for c in chunks],
+            documents=[c.text for c in chunks],
+            embeddings=cast(Any, [list(e) for e in embeddings]),
+            metadatas=cast(Any, metadatas),
+        )
+
+    def delete(self, chunk_ids: Sequence[str]) -> None:
+        if chunk_ids:
+            self._collection.delete(ids=list(chunk_ids))
+
+    def chunk_ids_by_article(self, article_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        if not article_ids:
+            return found
+        where: Any = {"article_id": {"$in": list(article_ids)}}
+        result = self._collection.get(where=where, include=["metadatas"])
+        for chunk_id, meta in zip(result["ids"], result["metadatas"] or [], strict=True):
+            found.setdefault(str(meta["article_id"]), {})[chunk_id] = str(meta.get("content_hash", ""))
+        return found
+
+    def query(self, embedding: Sequence[float], query: SearchQuery, n: int) -> list[Hit]:
+        total = self._collection.count()
+        if total == 0:
+            return []
+        result = self._collection.query(
+            query_embeddings=cast(Any, [list(embedding)]),
+            n_results=min(n, total),
+            where=build_where(query),
+            include=["documents", "metadatas", "distances"],
+        )
+        ids = result["ids"][0]
+        documents = (result["documents"] or [[]])[0]
+        metadatas = (result["metadatas"] or [[]])[0]
+        distances = (result["distances"] or [[]])[0]
+        return [
+            Hit(chunk=chunk_from_record(i, d, dict(m)), score=1.0 - float(dist))
+            for i, d, m, dist in zip(ids, documents, metadatas, distances, strict=True)
+        ]
+
+    def count(self) -> int:
+        return int(self._collection.count())

@@ -1,0 +1,3 @@
+from byline.cli import app
+
+app()

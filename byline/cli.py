@@ -1,0 +1,140 @@
+"""The ``byline`` command. Heavy imports (torch, Chroma) happen inside commands so ``--help`` is quick."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from ingest.pipeline import IngestReport
+
+app = typer.Typer(
+    help="Byline: ask a news archive questions, get answers that cite the articles.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _progress(quiet: bool) -> Callable[[IngestReport], None]:
+    tty = sys.stderr.isatty()
+
+    def show(report: IngestReport) -> None:
+        if quiet:
+            return
+        rate = report.chunks_written / report.seconds if report.seconds else 0.0
+        line = (
+            f"articles {report.articles_stored + report.articles_unchanged} "
+            f"(new {report.articles_new}, updated {report.articles_updated}, unchanged {report.articles_unchanged}), "
+            f"chunks {report.chunks_written} ({rate:.1f}/s), errors {len(report.errors)}"
+        )
+        sys.stderr.write(f"\r{line}" if tty else f"{line}\n")
+        sys.stderr.flush()
+
+    return show
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (JSONL, .txt, .md); folders are walked.")],
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when the index already has chunks.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")] = False,
+) -> None:
+    """Clean, chunk and embed articles into the archive in BYLINE_DATA_DIR. Safe to re-run."""
+    from backend.embedding import SentenceTransformerEmbedder
+    from backend.services import build_store
+    from backend.settings import get_settings
+    from ingest.pipeline import Ingestor, WriterBusyError
+
+    settings = get_settings()
+    store = build_store(settings)
+    if if_empty and store.count() > 0:
+        typer.echo(f"The archive in {settings.data_dir} already has {store.count()} chunks; nothing to do.")
+        return
+    embedder = SentenceTransformerEmbedder(settings.embedding)
+    try:
+        report = Ingestor(settings, embedder, store).ingest(paths, progress=_progress(quiet))
+    except WriterBusyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if not quiet and sys.stderr.isatty():
+        sys.stderr.write("\n")
+    typer.echo(report.summary())
+    if report.errors and report.articles_stored + report.articles_unchanged == 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind; loopback unless you mean to expose it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Start the HTTP API (POST /ask, POST /search, GET /health; docs at /docs)."""
+    import uvicorn
+
+    from backend.api.app import create_app
+    from backend.services import build_services
+    from backend.settings import get_settings
+
+    uvicorn.run(create_app(build_services(get_settings())), host=host, port=port)
+
+
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option(help="Address for the chat UI.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the chat UI.")] = 8501,
+    api_url: Annotated[
+        str, typer.Option(envvar="BYLINE_API_URL", help="Where the API runs.")
+    ] = "http://127.0.0.1:8000",
+) -> None:
+    """Start the Streamlit chat, which talks to the API over HTTP."""
+    import ui as ui_package
+
+    app_path = Path(ui_package.__file__).parent / "app.py"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app_path),
+        "--server.address", host, "--server.port", str(port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    raise typer.Exit(subprocess.call(command, env={**os.environ, "BYLINE_API_URL": api_url}))
+
+
+def _parse_day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError as exc:
+        raise typer.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from exc
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in plain language.")],
+    as_of: Annotated[str | None, typer.Option(help="Ask as of this day (YYYY-MM-DD); default today.")] = None,
+    k: Annotated[int | None, typer.Option(min=1, max=50, help="Passages to retrieve.")] = None,
+    session: Annotated[str | None, typer.Option(help="Session id, to ask a follow-up.")] = None,
+) -> None:
+    """Answer one question from the archive and print the numbered sources.
+
+    Runs in this process: do not point it at a data directory a running server is using.
+    """
+    from backend.core.dates import today_utc
+    from backend.services import build_services
+    from backend.settings import get_settings
+
+    day = _parse_day(as_of) or today_utc()
+    answer = build_services(get_settings()).answers.ask(question, session_id=session, as_of=day, k=k)
+    typer.echo(answer.text)
+    if answer.citations:
+        typer.echo("\nSources:")
+    for c in answer.citations:
+        when = c.published_at.date().isoformat() if c.published_at else "undated"
+        typer.echo(f"[{c.n}] {c.title} ({c.source or 'unknown outlet'}, {when}) {c.url or c.article_id}")
+    typer.echo(f"\nsession: {answer.session_id}")

@@ -1,0 +1,1 @@
+"""Byline's write side: load -> clean -> chunk -> embed -> upsert."""

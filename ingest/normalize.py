@@ -1,0 +1,95 @@
+"""Raw records (any loader) to ``Article``: field names mapped, values normalised."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from backend.core.dates import parse_datetime
+from backend.core.text import text_hash
+from backend.core.types import Article
+from ingest.clean import clean_line, clean_text
+
+_TEXT_FIELDS = ("text", "body", "content")
+_TITLE_FIELDS = ("title", "headline")
+_URL_FIELDS = ("url", "link")
+_DATE_FIELDS = ("published_at", "published", "date")
+_AUTHOR_FIELDS = ("authors", "author", "byline")
+_SOURCE_FIELDS = ("source", "outlet", "publisher")
+_KNOWN = {"id", *_TEXT_FIELDS, *_TITLE_FIELDS, *_URL_FIELDS, *_DATE_FIELDS, *_AUTHOR_FIELDS, *_SOURCE_FIELDS}
+_AUTHOR_SPLIT = re.compile(r"\s*(?:;|,|\band\b|&)\s*")
+
+
+class RecordError(ValueError):
+    """A record that cannot become an article; the message says why."""
+
+
+def _first(record: dict[str, Any], names: tuple[str, ...]) -> Any:
+    for name in names:
+        value = record.get(name)
+        if value not in (None, "", []):
+            return value
+    return None
+
+
+def _authors(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = _AUTHOR_SPLIT.split(value.removeprefix("By ").removeprefix("by "))
+    if not isinstance(value, list):
+        raise RecordError(f"authors must be a list or a string, got {type(value).__name__}")
+    names = (clean_line(str(v)) for v in value if v)
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def site_name(url: str | None) -> str | None:
+    """The outlet implied by a URL when the record names none: its host without "www."."""
+    if not url:
+        return None
+    host = urlsplit(url).hostname or ""
+    return host.removeprefix("www.") or None
+
+
+def article_id(record_id: Any, url: str | None, text: str) -> str:
+    """Ids are stable across runs: given, else derived from the URL, else from the text."""
+    if record_id not in (None, ""):
+        return str(record_id)
+    if url:
+        return "u" + text_hash(url.strip())
+    return "t" + text_hash(text)
+
+
+def article_from_record(record: dict[str, Any]) -> tuple[Article, list[str]]:
+    """Return the article and warnings (kept data that could not be read as intended)."""
+    warnings: list[str] = []
+    raw_text = _first(record, _TEXT_FIELDS)
+    if not isinstance(raw_text, str):
+        raise RecordError("no text: expected a non-empty 'text', 'body' or 'content' string")
+    text = clean_text(raw_text)
+    if not text:
+        raise RecordError("the text is empty after cleaning")
+    url = _first(record, _URL_FIELDS)
+    url = clean_line(str(url)) if url else None
+    raw_date = _first(record, _DATE_FIELDS)
+    metadata = {k: v for k, v in record.items() if k not in _KNOWN}
+    try:
+        published = parse_datetime(raw_date)
+    except ValueError as exc:
+        published = None
+        metadata["published_at_raw"] = raw_date
+        warnings.append(f"{exc}; the article is kept undated")
+    source = _first(record, _SOURCE_FIELDS)
+    article = Article(
+        id=article_id(record.get("id"), url, text),
+        text=text,
+        title=clean_line(str(_first(record, _TITLE_FIELDS) or "")),
+        url=url,
+        source=clean_line(str(source)) if source else site_name(url),
+        published_at=published,
+        authors=_authors(_first(record, _AUTHOR_FIELDS)),
+        metadata=json.loads(json.dumps(metadata, default=str)),
+    )
+    return article, warnings

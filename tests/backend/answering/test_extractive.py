@@ -1,0 +1,37 @@
+"""The extractive answerer over the real demo archive and the real embedding model."""
+
+import pytest
+
+from backend.answering.chain import NOT_FOUND
+from backend.services import Services
+from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION
+
+
+def test_who_question_leads_with_the_sentence_naming_the_person(demo_services: Services) -> None:
+    answer = demo_services.answers.ask(QARATAPA_QUESTION)
+    assert answer.text.startswith("Mardan Salih")
+    assert answer.citations[0].article_id == QARATAPA_ID
+    assert "Mardan Salih" in answer.citations[0].snippet
+
+
+@pytest.mark.parametrize(
+    ("question", "expected", "article"),
+    [
+        ("Who heads the Tuz Khurmatu operations command?", "Imad Al-Maliki", "demo-001"),
+        ("Who leads the dockers' union at Port Calder?", "Alma Reyes", "demo-009"),
+        ("Who won the regional cup final?", "Ardenvale Rovers", "demo-013"),
+    ],
+)
+def test_answers_cite_the_article_that_holds_the_answer(
+    demo_services: Services, question: str, expected: str, article: str
+) -> None:
+    answer = demo_services.answers.ask(question)
+    assert expected in answer.text
+    cited = {c.n: c.article_id for c in answer.citations}
+    assert article in cited.values()
+
+
+@pytest.mark.parametrize("question", ["What is the capital of France?", "recipe for banana bread"])
+def test_questions_the_archive_cannot_answer_get_no_citations(demo_services: Services, question: str) -> None:
+    answer = demo_services.answers.ask(question)
+    assert (answer.text, answer.citations) == (NOT_FOUND, ())

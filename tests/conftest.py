@@ -1,0 +1,88 @@
+"""Shared fixtures: the real embedding model, a real Chroma in a temp dir, a real uvicorn server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from backend.api.app import create_app
+from backend.embedding import SentenceTransformerEmbedder
+from backend.services import Services, build_services
+from backend.settings import EmbeddingSettings, Settings
+from ingest.pipeline import Ingestor
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "demo" / "articles.jsonl"
+SHARED = ROOT.parent / "shared"
+QARATAPA_ID = "demo-001"
+QARATAPA_QUESTION = "Who commands the Qaratapa-Hamrin sector?"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(EmbeddingSettings())
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def services(settings: Settings, embedder: SentenceTransformerEmbedder) -> Services:
+    return build_services(settings, embedder)
+
+
+@pytest.fixture(scope="session")
+def demo_services(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Services:
+    """The demo archive ingested once for the session; tests must not write to it."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("demo") / "data")
+    services = build_services(settings, embedder)
+    report = Ingestor(settings, embedder, services.store).ingest([DEMO])
+    assert not report.errors, report.summary()
+    return services
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerThread:
+    """A real uvicorn server on a free loopback port, in a thread of the test process."""
+
+    def __init__(self, services: Services) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(create_app(services), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def api_url(demo_services: Services) -> Iterator[str]:
+    with ServerThread(demo_services) as server:
+        yield server.url

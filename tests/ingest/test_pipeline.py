@@ -1,0 +1,116 @@
+"""Ingest runs against a real Chroma in a temp dir with the real embedding model."""
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from backend.core.types import SearchQuery
+from backend.embedding import SentenceTransformerEmbedder
+from backend.services import Services, build_store
+from backend.settings import Settings
+from ingest.pipeline import Ingestor, WriterBusyError, writer_lock
+from tests.conftest import DEMO
+
+
+class CountingEmbedder(SentenceTransformerEmbedder):
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self, inner: SentenceTransformerEmbedder) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.embedded = 0
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        self.embedded += len(texts)
+        return super().embed_documents(texts)
+
+
+def _write_jsonl(path: Path, records: list[dict[str, object]], extra_lines: Sequence[str] = ()) -> Path:
+    lines = [json.dumps(r) for r in records]
+    path.write_text("\n".join([*lines, *extra_lines]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_demo_archive_ingests_every_article(services: Services, settings: Settings) -> None:
+    report = Ingestor(settings, services.embedder, services.store).ingest([DEMO])
+    articles = DEMO.read_text(encoding="utf-8").strip().count("\n") + 1
+    assert (report.articles_new, report.errors, report.duplicates) == (articles, [], 0)
+    assert services.store.count() == report.chunks_written >= articles
+
+
+def test_reingesting_the_same_archive_embeds_nothing_and_keeps_the_count(
+    settings: Settings, embedder: SentenceTransformerEmbedder
+) -> None:
+    counting = CountingEmbedder(embedder)
+    store = build_store(settings)
+    first = Ingestor(settings, counting, store).ingest([DEMO])
+    count, embedded = store.count(), counting.embedded
+    second = Ingestor(settings, counting, store).ingest([DEMO])
+    assert store.count() == count
+    assert counting.embedded == embedded
+    assert (second.articles_unchanged, second.articles_new, second.chunks_written) == (first.articles_new, 0, 0)
+
+
+def test_malformed_lines_are_reported_with_file_and_line_and_the_rest_ingested(
+    services: Services, settings: Settings, tmp_path: Path
+) -> None:
+    good = [{"id": f"g{i}", "title": f"Story {i}", "text": f"Good story number {i} about harbours."} for i in range(3)]
+    path = _write_jsonl(tmp_path / "mixed.jsonl", good[:2], ['{"id": "broken", "text": "unterminated', "[1, 2]"])
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"id": "notext", "title": "no text"}) + "\n" + json.dumps(good[2]) + "\n")
+    report = Ingestor(settings, services.embedder, services.store).ingest([path])
+    assert report.articles_new == 3
+    assert sorted((e.path.name, e.line) for e in report.errors) == [
+        ("mixed.jsonl", 3),
+        ("mixed.jsonl", 4),
+        ("mixed.jsonl", 5),
+    ]
+    assert "invalid JSON" in str(report.errors[0]) and str(report.errors[0]).startswith(f"{path}:3:")
+    assert set(services.store.chunk_ids_by_article(["g0", "g1", "g2", "broken"])) == {"g0", "g1", "g2"}
+
+
+def test_folders_are_walked_and_text_files_use_their_first_line_as_title(
+    services: Services, settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "archive" / "nested"
+    folder.mkdir(parents=True)
+    (folder / "story.txt").write_text("The headline\n\nThe body of the story.\nMore body.", encoding="utf-8")
+    (folder / "notes.md").write_text("# A markdown title\nSome markdown text.", encoding="utf-8")
+    (folder / "empty.txt").write_text("   \n", encoding="utf-8")
+    (folder / "image.png").write_bytes(b"\x89PNG")
+    report = Ingestor(settings, services.embedder, services.store).ingest(
+        [tmp_path / "archive", tmp_path / "nope.jsonl"]
+    )
+    assert report.articles_new == 2
+    assert sorted(str(e) for e in report.errors) == [
+        f"{folder / 'empty.txt'}: empty file",
+        f"{tmp_path / 'nope.jsonl'}: no such file or folder",
+    ]
+    titles = {
+        h.chunk.title for h in services.store.query(services.embedder.embed_query("story"), SearchQuery("story"), n=10)
+    }
+    assert titles == {"The headline", "A markdown title"}
+
+
+def test_a_changed_article_replaces_its_chunks(services: Services, settings: Settings, tmp_path: Path) -> None:
+    long_text = " ".join(f"Sentence {i} of the original story about ports and ships." for i in range(80))
+    path = _write_jsonl(tmp_path / "a.jsonl", [{"id": "a1", "text": long_text}])
+    ingestor = Ingestor(settings, services.embedder, services.store)
+    ingestor.ingest([path])
+    before = services.store.chunk_ids_by_article(["a1"])["a1"]
+    _write_jsonl(path, [{"id": "a1", "text": "A short corrected story."}])
+    report = ingestor.ingest([path])
+    after = services.store.chunk_ids_by_article(["a1"])["a1"]
+    assert len(before) > 1 and len(after) == 1 and report.articles_updated == 1
+    assert report.chunks_deleted == len(set(before) - set(after))
+    assert services.store.count() == 1
+
+
+def test_a_second_writer_fails_at_once_with_a_clear_message(settings: Settings) -> None:
+    with (
+        writer_lock(settings.data_dir),
+        pytest.raises(WriterBusyError, match="another ingest"),
+        writer_lock(settings.data_dir),
+    ):
+        pass

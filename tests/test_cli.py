@@ -1,0 +1,53 @@
+"""The ``byline`` console script, run as a user runs it: a subprocess with its own data directory."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEMO, QARATAPA_QUESTION
+
+BYLINE = [sys.executable, "-m", "byline"]
+
+
+def _run(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BYLINE_DATA_DIR": str(data_dir)}
+    return subprocess.run([*BYLINE, *args], capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    result = _run(["--help"], tmp_path)
+    assert result.returncode == 0
+    for command in ("ingest", "serve", "ui", "ask"):
+        assert command in result.stdout
+
+
+@pytest.mark.slow
+def test_ingest_then_ask_prints_the_answer_and_numbered_sources(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ingest = _run(["ingest", str(DEMO)], data)
+    assert ingest.returncode == 0, ingest.stderr
+    assert "22 new" in ingest.stdout
+    again = _run(["ingest", "--if-empty", str(DEMO)], data)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+    ask = _run(["ask", QARATAPA_QUESTION], data)
+    assert ask.returncode == 0, ask.stderr
+    assert "Mardan Salih" in ask.stdout
+    assert "[1] Iraqi and Peshmerga officers say joint work has calmed the Qaratapa-Hamrin front" in ask.stdout
+
+
+def test_ingest_fails_only_when_nothing_could_be_ingested(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{oops\n", encoding="utf-8")
+    result = _run(["ingest", str(broken)], tmp_path / "data")
+    assert result.returncode == 1
+    assert f"{broken}:1: invalid JSON" in result.stdout
+
+
+def test_ask_rejects_a_malformed_date(tmp_path: Path) -> None:
+    result = _run(["ask", "anything", "--as-of", "04/10/2023"], tmp_path)
+    assert result.returncode == 2 and "YYYY-MM-DD" in result.stderr
+    assert "Traceback" not in result.stderr

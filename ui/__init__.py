@@ -1,0 +1,1 @@
+"""The Streamlit chat. It talks to the Byline API over HTTP and imports nothing from ``backend``."""
