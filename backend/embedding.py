@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,18 +26,33 @@ def resolve_model(name: str) -> str:
 
 
 class SentenceTransformerEmbedder:
-    """Normalised embeddings, so cosine similarity is a dot product and scores are comparable."""
+    """Normalised embeddings, so cosine similarity is a dot product and scores are comparable.
+
+    The model loads on first use (or ``load()``): a re-ingest of unchanged articles, or a
+    command that fails early, never pays the seconds it takes.
+    """
 
     def __init__(self, settings: EmbeddingSettings) -> None:
-        model_path = resolve_model(settings.model)
-        if Path(model_path).exists():
-            # A local folder needs no hub; without this, transformers still asks it for metadata.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
-
-        self._model: SentenceTransformer = SentenceTransformer(model_path, device=settings.device)
-        self._batch_size = settings.batch_size
+        self._settings = settings
+        self._loaded: SentenceTransformer | None = None
+        self._lock = threading.Lock()
         self.model_name = settings.model
+
+    def load(self) -> None:
+        _ = self._model
+
+    @property
+    def _model(self) -> SentenceTransformer:
+        with self._lock:
+            if self._loaded is None:
+                model_path = resolve_model(self._settings.model)
+                if Path(model_path).exists():
+                    # A local folder needs no hub; without this, transformers still asks it for metadata.
+                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                from sentence_transformers import SentenceTransformer
+
+                self._loaded = SentenceTransformer(model_path, device=self._settings.device)
+            return self._loaded
 
     @property
     def dimension(self) -> int:
@@ -56,7 +72,7 @@ class SentenceTransformerEmbedder:
             return []
         vectors = self._model.encode(
             list(texts),
-            batch_size=self._batch_size,
+            batch_size=self._settings.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,

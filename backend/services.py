@@ -11,6 +11,7 @@ from backend.core.protocols import AnswerGenerator, Embedder, Retriever
 from backend.embedding import SentenceTransformerEmbedder
 from backend.retrieval.dense import DenseRetriever
 from backend.settings import Settings
+from backend.store.articles import ArticleRegistry
 from backend.store.chroma import ChromaStore
 
 
@@ -19,12 +20,17 @@ class Services:
     settings: Settings
     embedder: Embedder
     store: ChromaStore
+    registry: ArticleRegistry
     retriever: Retriever
     answers: AnswerChain
 
 
 def build_store(settings: Settings) -> ChromaStore:
     return ChromaStore(settings.chroma_dir, settings.chroma.collection)
+
+
+def build_registry(settings: Settings) -> ArticleRegistry:
+    return ArticleRegistry(settings.articles_db)
 
 
 def build_generator(settings: Settings, embedder: Embedder) -> AnswerGenerator:
@@ -46,4 +52,11 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         max_sources=settings.answer.max_sources,
         history_turns=settings.sessions.history_turns,
     )
-    return Services(settings=settings, embedder=embedder, store=store, retriever=retriever, answers=answers)
+    return Services(
+        settings=settings,
+        embedder=embedder,
+        store=store,
+        registry=build_registry(settings),
+        retriever=retriever,
+        answers=answers,
+    )

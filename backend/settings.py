@@ -31,6 +31,12 @@ class ChunkingSettings(BaseModel):
     header: bool = True
 
 
+class IngestSettings(BaseModel):
+    # Longer articles are cut here with a warning: a 50 MB "article" is a broken file, not news.
+    max_chars: int = Field(default=200_000, ge=1_000)
+    batch_articles: int = Field(default=32, ge=1)
+
+
 class RetrievalSettings(BaseModel):
     k: int = Field(default=10, ge=1, le=100)
 
@@ -62,6 +68,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     chroma: ChromaSettings = ChromaSettings()
     chunking: ChunkingSettings = ChunkingSettings()
+    ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()
     llm: LLMSettings = LLMSettings()
@@ -70,6 +77,10 @@ class Settings(BaseSettings):
     @property
     def chroma_dir(self) -> Path:
         return self.data_dir / "chroma"
+
+    @property
+    def articles_db(self) -> Path:
+        return self.data_dir / "articles.sqlite3"
 
     @property
     def sessions_db(self) -> Path:

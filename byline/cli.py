@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from ingest.pipeline import IngestReport
+    from ingest.pipeline import Ingestor, IngestReport
 
 app = typer.Typer(
     help="Byline: ask a news archive questions, get answers that cite the articles.",
@@ -23,50 +23,97 @@ app = typer.Typer(
 
 
 def _progress(quiet: bool) -> Callable[[IngestReport], None]:
+    """A one-line bar on a terminal (bytes done, articles, chunks/s, ETA); a log line per batch otherwise."""
     tty = sys.stderr.isatty()
 
     def show(report: IngestReport) -> None:
         if quiet:
             return
         rate = report.chunks_written / report.seconds if report.seconds else 0.0
+        done = report.bytes_done / report.bytes_total if report.bytes_total else 0.0
+        eta = report.seconds * (1 - done) / done if 0 < done < 1 else 0.0
+        bar = "#" * int(done * 20)
         line = (
-            f"articles {report.articles_stored + report.articles_unchanged} "
+            f"[{bar:<20}] {done:4.0%} articles {report.articles_seen} "
             f"(new {report.articles_new}, updated {report.articles_updated}, unchanged {report.articles_unchanged}), "
-            f"chunks {report.chunks_written} ({rate:.1f}/s), errors {len(report.errors)}"
+            f"chunks {report.chunks_written} ({rate:.1f}/s), errors {len(report.errors)}, ETA {eta:.0f}s"
         )
-        sys.stderr.write(f"\r{line}" if tty else f"{line}\n")
+        sys.stderr.write(f"\r{line}\x1b[K" if tty else f"{line}\n")
         sys.stderr.flush()
 
     return show
 
 
-@app.command()
-def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (JSONL, .txt, .md); folders are walked.")],
-    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when the index already has chunks.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")] = False,
-) -> None:
-    """Clean, chunk and embed articles into the archive in BYLINE_DATA_DIR. Safe to re-run."""
+def _ingestor() -> Ingestor:
     from backend.embedding import SentenceTransformerEmbedder
-    from backend.services import build_store
+    from backend.services import build_registry, build_store
     from backend.settings import get_settings
-    from ingest.pipeline import Ingestor, WriterBusyError
+    from ingest.pipeline import Ingestor
 
     settings = get_settings()
-    store = build_store(settings)
-    if if_empty and store.count() > 0:
-        typer.echo(f"The archive in {settings.data_dir} already has {store.count()} chunks; nothing to do.")
+    return Ingestor(
+        settings, SentenceTransformerEmbedder(settings.embedding), build_store(settings), build_registry(settings)
+    )
+
+
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files or folders (JSONL, JSON, CSV, text, Markdown, HTML, RSS/Atom); - reads JSONL from stdin."
+        ),
+    ],
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when the index already has chunks.")] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove stored articles that came from these paths and are gone from them.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")] = False,
+) -> None:
+    """Clean, deduplicate, chunk and embed articles into the archive in BYLINE_DATA_DIR. Safe to re-run.
+
+    Unchanged articles are not embedded again; broken files and records are reported and skipped.
+    The exit status is 1 only when nothing could be ingested.
+    """
+    from backend.services import build_store
+    from backend.settings import get_settings
+    from ingest.pipeline import WriterBusyError
+
+    settings = get_settings()
+    if if_empty and (count := build_store(settings).count()) > 0:
+        typer.echo(f"The archive in {settings.data_dir} already has {count} chunks; nothing to do.")
         return
-    embedder = SentenceTransformerEmbedder(settings.embedding)
     try:
-        report = Ingestor(settings, embedder, store).ingest(paths, progress=_progress(quiet))
+        report = _ingestor().ingest(paths, progress=_progress(quiet), prune=prune)
     except WriterBusyError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     if not quiet and sys.stderr.isatty():
         sys.stderr.write("\n")
     typer.echo(report.summary())
-    if report.errors and report.articles_stored + report.articles_unchanged == 0:
+    if report.errors and report.articles_seen == 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+def delete(ids: Annotated[list[str], typer.Argument(help="Article ids or URLs.")]) -> None:
+    """Remove articles (by id or URL) and their chunks from the archive."""
+    from backend.services import build_registry, build_store
+    from backend.settings import get_settings
+    from ingest.pipeline import ArticleNotFoundError, WriterBusyError, delete_article
+
+    settings = get_settings()
+    store, registry, missing = build_store(settings), build_registry(settings), 0
+    for id_or_url in ids:
+        try:
+            typer.echo(delete_article(settings, store, registry, id_or_url))
+        except ArticleNotFoundError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            missing += 1
+        except WriterBusyError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    if missing:
         raise typer.Exit(1)
 
 
@@ -82,7 +129,9 @@ def serve(
     from backend.services import build_services
     from backend.settings import get_settings
 
-    uvicorn.run(create_app(build_services(get_settings())), host=host, port=port)
+    services = build_services(get_settings())
+    services.embedder.load()  # before the first request, not during it
+    uvicorn.run(create_app(services), host=host, port=port)
 
 
 @app.command()

@@ -70,6 +70,7 @@ def chunk_article(
     max_tokens: int,
     overlap_tokens: int,
     with_header: bool = True,
+    cluster_id: str | None = None,
 ) -> list[PreparedChunk]:
     head = header(article) if with_header else ""
     head_tokens = count_tokens([head])[0] + 1 if head else 0
@@ -109,6 +110,7 @@ def chunk_article(
             url=article.url,
             source=article.source,
             published_at=article.published_at,
+            cluster_id=cluster_id,
         )
         out.append(PreparedChunk(chunk=chunk, embed_text=f"{head}\n{text}" if head else text))
     return out

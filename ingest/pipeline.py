@@ -1,4 +1,10 @@
-"""The ingest run: files -> articles -> chunks -> embeddings -> store, in batches of whole articles."""
+"""The ingest run: files -> articles -> (dedup) -> chunks -> embeddings -> store, in batches of whole articles.
+
+Per batch, Chroma is written first (one upsert, so an article's chunks appear together; then
+its stale chunks go) and the article registry last. A run killed anywhere is repaired by the
+next: an article the registry does not know as written is simply written again, and chunk
+ids derived from content make that an idempotent upsert.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +13,27 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from backend.core.protocols import Embedder, VectorStore
+from backend.core.protocols import Embedder
 from backend.core.text import text_hash
 from backend.core.types import Article
 from backend.settings import Settings
+from backend.store.articles import ArticleRecord, ArticleRegistry, Copy
+from backend.store.chroma import ChromaStore
 from ingest.chunking import PreparedChunk, chunk_article
-from ingest.loaders import LoadError, iter_files, load_file
+from ingest.dedup import StoryClusterer, exact_key, minhash
+from ingest.loaders import STDIN, LoadError, iter_files, load_file
 from ingest.normalize import RecordError, article_from_record
-
-_ARTICLES_PER_BATCH = 32
 
 
 class WriterBusyError(RuntimeError):
     """Another ingest holds the data directory."""
+
+
+class ArticleNotFoundError(LookupError):
+    pass
 
 
 @dataclass(slots=True)
@@ -32,24 +43,46 @@ class IngestReport:
     articles_new: int = 0
     articles_updated: int = 0
     articles_unchanged: int = 0
-    duplicates: int = 0
+    duplicate_ids: int = 0  # the same id twice in this run: the first is kept
+    exact_copies: int = 0  # same text as a stored article under another id: kept as a copy
     chunks_written: int = 0
     chunks_deleted: int = 0
+    texts_embedded: int = 0
+    articles_pruned: int = 0
+    # Story clusters this run touched that hold more than one article: cluster id -> member ids.
+    clusters: dict[str, list[str]] = field(default_factory=dict)
     errors: list[LoadError] = field(default_factory=list)
     warnings: list[LoadError] = field(default_factory=list)
+    bytes_total: int = 0
+    bytes_done: int = 0
     seconds: float = 0.0
 
     @property
     def articles_stored(self) -> int:
         return self.articles_new + self.articles_updated
 
+    @property
+    def articles_seen(self) -> int:
+        return self.articles_stored + self.articles_unchanged + self.exact_copies
+
     def summary(self) -> str:
+        rate = self.chunks_written / self.seconds if self.seconds else 0.0
         lines = [
-            f"files {self.files}, records {self.records}",
+            f"files {self.files}, records {self.records}, {self.seconds:.1f}s",
             f"articles: {self.articles_new} new, {self.articles_updated} updated, "
-            f"{self.articles_unchanged} unchanged, {self.duplicates} duplicate ids, {len(self.errors)} failed",
-            f"chunks: {self.chunks_written} written, {self.chunks_deleted} removed; {self.seconds:.1f}s",
+            f"{self.articles_unchanged} unchanged (not embedded again), {self.exact_copies} exact copies, "
+            f"{self.duplicate_ids} repeated ids, {len(self.errors)} failed"
+            + (f", {self.articles_pruned} pruned" if self.articles_pruned else ""),
+            f"chunks: {self.chunks_written} written ({rate:.1f}/s), {self.chunks_deleted} removed; "
+            f"{self.texts_embedded} texts embedded",
         ]
+        if self.clusters:
+            grouped = sum(len(m) for m in self.clusters.values())
+            lines.append(f"story clusters: {len(self.clusters)} with several articles ({grouped} articles)")
+            biggest = sorted(self.clusters.items(), key=lambda kv: -len(kv[1]))[:5]
+            lines += [
+                f"  {cid}: {len(m)} articles ({', '.join(m[:4])}{', ...' if len(m) > 4 else ''})" for cid, m in biggest
+            ]
         lines += [f"warning: {w}" for w in self.warnings]
         lines += [f"error: {e}" for e in self.errors]
         return "\n".join(lines)
@@ -66,7 +99,9 @@ def writer_lock(data_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise WriterBusyError(f"another ingest is writing to {data_dir}; wait for it to finish") from exc
+            raise WriterBusyError(
+                f"another ingest is writing to {data_dir}; wait for it to finish (one writer per data directory)"
+            ) from exc
         try:
             yield
         finally:
@@ -74,7 +109,7 @@ def writer_lock(data_dir: Path) -> Iterator[None]:
 
 
 def content_hash(article: Article, settings: Settings) -> str:
-    """Everything that shapes an article's stored chunks; unchanged hash means nothing to embed."""
+    """Everything that shapes an article's stored chunks; an unchanged hash means nothing to embed."""
     basis = {
         "article": [article.title, article.text, article.url, article.source, article.authors],
         "published_at": article.published_at.isoformat() if article.published_at else None,
@@ -85,20 +120,47 @@ def content_hash(article: Article, settings: Settings) -> str:
     return text_hash(json.dumps(basis, sort_keys=True, default=str), 32)
 
 
+def article_extra(article: Article, digest: str) -> dict[str, str | int | float | bool]:
+    """Chunk metadata beyond what citations need: authors and the record's unknown fields."""
+    extra: dict[str, str | int | float | bool] = {"content_hash": digest}
+    if article.authors:
+        extra["authors"] = "; ".join(article.authors)
+    if article.metadata:
+        extra["extra"] = json.dumps(article.metadata, sort_keys=True, default=str)
+    return extra
+
+
+@dataclass(slots=True)
+class _Batch:
+    chunks: list[PreparedChunk] = field(default_factory=list)
+    extras: list[dict[str, str | int | float | bool]] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    records: list[ArticleRecord] = field(default_factory=list)
+    bands: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    copies: list[Copy] = field(default_factory=list)
+
+
 class Ingestor:
-    def __init__(self, settings: Settings, embedder: Embedder, store: VectorStore) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder, store: ChromaStore, registry: ArticleRegistry) -> None:
         self._settings = settings
         self._embedder = embedder
         self._store = store
+        self._registry = registry
 
-    def _articles(self, paths: Iterable[Path], report: IngestReport) -> Iterator[Article]:
+    def _articles(self, paths: Iterable[Path], report: IngestReport) -> Iterator[tuple[Article, str]]:
+        files = list(iter_files(paths))
+        report.bytes_total = sum(f.stat().st_size for f in files if isinstance(f, Path) and f != STDIN)
         seen: set[str] = set()
-        for item in iter_files(paths):
+        max_chars = self._settings.ingest.max_chars
+        for item in files:
             if isinstance(item, LoadError):
                 report.errors.append(item)
                 continue
             report.files += 1
-            for rec in load_file(item):
+            origin = "-" if item == STDIN else str(item.resolve())
+            base = report.bytes_done
+            for rec, offset in load_file(item):
+                report.bytes_done = base + offset
                 if isinstance(rec, LoadError):
                     report.errors.append(rec)
                     continue
@@ -110,43 +172,92 @@ class Ingestor:
                     continue
                 report.warnings.extend(LoadError(rec.path, rec.line, w) for w in warnings)
                 if article.id in seen:
-                    report.duplicates += 1
+                    report.duplicate_ids += 1
+                    report.warnings.append(LoadError(rec.path, rec.line, f"id {article.id!r} seen before; skipped"))
                     continue
                 seen.add(article.id)
-                yield article
+                if len(article.text) > max_chars:
+                    report.warnings.append(
+                        LoadError(rec.path, rec.line, f"text of {len(article.text):,} characters cut to {max_chars:,}")
+                    )
+                    article = replace(article, text=article.text[:max_chars])
+                yield article, origin
 
-    def ingest(self, paths: Iterable[Path], progress: Progress | None = None) -> IngestReport:
+    def ingest(self, paths: Iterable[Path], progress: Progress | None = None, prune: bool = False) -> IngestReport:
+        """Ingest ``paths``; with ``prune``, also remove articles that came from these paths but are gone."""
+        paths = list(paths)
         report = IngestReport()
         started = time.perf_counter()
+        clusterer = StoryClusterer(self._registry.lsh_candidates, self._cluster_of)
+        present: set[str] = set()  # stored ids whose text is still in the source (for prune)
         with writer_lock(self._settings.data_dir):
-            batch: list[Article] = []
-            for article in self._articles(paths, report):
-                batch.append(article)
-                if len(batch) >= _ARTICLES_PER_BATCH:
-                    self._write(batch, report)
+            batch: list[tuple[Article, str]] = []
+            run_texts: dict[str, str] = {}
+            for article, origin in self._articles(paths, report):
+                batch.append((article, origin))
+                if len(batch) >= self._settings.ingest.batch_articles:
+                    present |= self._write(batch, report, clusterer, run_texts)
                     batch = []
                     report.seconds = time.perf_counter() - started
                     if progress:
                         progress(report)
-            self._write(batch, report)
+            present |= self._write(batch, report, clusterer, run_texts)
+            if prune:
+                origins = [str(p.resolve()) for p in paths if p != STDIN]
+                gone = sorted(self._registry.ids_from_origins(origins) - present)
+                delete_articles(self._store, self._registry, gone)
+                report.articles_pruned = len(gone)
+        report.bytes_done = report.bytes_total
         report.seconds = time.perf_counter() - started
         if progress:
             progress(report)
         return report
 
-    def _write(self, articles: list[Article], report: IngestReport) -> None:
+    def _cluster_of(self, article_ids: list[str]) -> dict[str, str]:
+        return {i: r.cluster_id for i, r in self._registry.get(article_ids).items()}
+
+    def _write(
+        self,
+        articles: list[tuple[Article, str]],
+        report: IngestReport,
+        clusterer: StoryClusterer,
+        run_texts: dict[str, str],
+    ) -> set[str]:
+        """Store one batch; return the ids of stored articles the batch showed to be present."""
         if not articles:
-            return
-        existing = self._store.chunk_ids_by_article([a.id for a in articles])
-        prepared: list[PreparedChunk] = []
-        extras: list[dict[str, str | int | float | bool]] = []
-        stale: list[str] = []
-        for article in articles:
+            return set()
+        known = self._registry.get([a.id for a, _ in articles])
+        keys = {a.id: exact_key(a.text) for a, _ in articles}
+        owners = self._registry.by_text_hash(list(keys.values()))
+        batch = _Batch()
+        present: set[str] = set()
+        changed: list[tuple[Article, str, str]] = []
+        for article, origin in articles:
             digest = content_hash(article, self._settings)
-            old = existing.get(article.id, {})
-            if old and set(old.values()) == {digest}:
+            record = known.get(article.id)
+            if record is not None and record.content_hash == digest:
                 report.articles_unchanged += 1
+                present.add(article.id)
                 continue
+            key = keys[article.id]
+            owner = run_texts.get(key) or owners.get(key)
+            if owner is not None and owner != article.id:
+                # The same text under another id: keep one copy, remember where else it ran.
+                batch.copies.append(Copy(article.id, owner, article.url, article.source, origin))
+                report.exact_copies += 1
+                present.add(owner)
+                if record is not None:  # it was a story of its own before and now repeats another
+                    batch.stale.extend(self._store.chunk_ids_by_article([article.id]).get(article.id, {}))
+                    self._registry.delete([article.id])
+                continue
+            run_texts[key] = article.id
+            present.add(article.id)
+            changed.append((article, origin, digest))
+
+        existing = self._store.chunk_ids_by_article([a.id for a, _, _ in changed])
+        for article, origin, digest in changed:
+            signature = minhash(article.text)
+            cluster_id, bands = clusterer.assign(article.id, signature)
             chunks = chunk_article(
                 article,
                 self._embedder.count_tokens,
@@ -154,29 +265,72 @@ class Ingestor:
                 max_tokens=self._settings.chunking.max_tokens,
                 overlap_tokens=self._settings.chunking.overlap_tokens,
                 with_header=self._settings.chunking.header,
+                cluster_id=cluster_id,
             )
             new_ids = {p.chunk.id for p in chunks}
-            stale.extend(cid for cid in old if cid not in new_ids)
-            prepared.extend(chunks)
-            extras.extend([article_extra(article, digest)] * len(chunks))
-            if old:
+            old = existing.get(article.id, {})
+            batch.stale.extend(cid for cid in old if cid not in new_ids)
+            batch.chunks.extend(chunks)
+            extra = article_extra(article, digest)
+            batch.extras.extend([extra] * len(chunks))
+            batch.bands[article.id] = bands
+            batch.records.append(
+                ArticleRecord(
+                    id=article.id,
+                    text_hash=keys[article.id],
+                    content_hash=digest,
+                    cluster_id=cluster_id,
+                    title=article.title,
+                    url=article.url,
+                    source=article.source,
+                    published_at=article.published_at.isoformat() if article.published_at else None,
+                    origin=origin,
+                    chunks=len(chunks),
+                    signature=signature,
+                )
+            )
+            if cluster_id != article.id:
+                report.clusters.setdefault(cluster_id, [cluster_id]).append(article.id)
+            if article.id in known or old:
                 report.articles_updated += 1
             else:
                 report.articles_new += 1
-        if not prepared:
-            return
-        embeddings = self._embedder.embed_documents([p.embed_text for p in prepared])
-        self._store.upsert([p.chunk for p in prepared], embeddings, extras)
-        self._store.delete(stale)
-        report.chunks_written += len(prepared)
-        report.chunks_deleted += len(stale)
+
+        self._flush(batch, report)
+        clusterer.flush()
+        return present
+
+    def _flush(self, batch: _Batch, report: IngestReport) -> None:
+        if batch.chunks:
+            # Each distinct text is encoded once (wire copies share paragraphs; headers repeat).
+            distinct = list(dict.fromkeys(p.embed_text for p in batch.chunks))
+            vectors = dict(zip(distinct, self._embedder.embed_documents(distinct), strict=True))
+            report.texts_embedded += len(distinct)
+            self._store.upsert(
+                [p.chunk for p in batch.chunks], [vectors[p.embed_text] for p in batch.chunks], batch.extras
+            )
+        self._store.delete(batch.stale)
+        self._registry.save(batch.records, batch.bands, batch.copies)
+        report.chunks_written += len(batch.chunks)
+        report.chunks_deleted += len(batch.stale)
 
 
-def article_extra(article: Article, digest: str) -> dict[str, str | int | float | bool]:
-    """Chunk metadata beyond what citations need: authors and the record's unknown fields."""
-    extra: dict[str, str | int | float | bool] = {"content_hash": digest}
-    if article.authors:
-        extra["authors"] = "; ".join(article.authors)
-    if article.metadata:
-        extra["extra"] = json.dumps(article.metadata, sort_keys=True, default=str)
-    return extra
+def delete_articles(store: ChromaStore, registry: ArticleRegistry, article_ids: list[str]) -> int:
+    """Remove articles' chunks, then their registry rows (with their copies); return chunks removed."""
+    chunk_ids = [cid for ids in store.chunk_ids_by_article(article_ids).values() for cid in ids]
+    store.delete(chunk_ids)
+    registry.delete(article_ids)
+    return len(chunk_ids)
+
+
+def delete_article(settings: Settings, store: ChromaStore, registry: ArticleRegistry, id_or_url: str) -> str:
+    """Remove an article (by id or URL) with its chunks, or one recorded copy of it; say what went."""
+    with writer_lock(settings.data_dir):
+        article_id, copy = registry.find(id_or_url)
+        if article_id is not None:
+            removed = delete_articles(store, registry, [article_id])
+            return f"deleted article {article_id} ({removed} chunks)"
+        if copy is not None:
+            registry.delete_copy(copy.copy_id)
+            return f"deleted copy {copy.copy_id} of article {copy.article_id} (its chunks stay with the article)"
+    raise ArticleNotFoundError(f"no article or copy with id or URL {id_or_url!r}")

@@ -44,7 +44,7 @@ def demo_services(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTr
     """The demo archive ingested once for the session; tests must not write to it."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("demo") / "data")
     services = build_services(settings, embedder)
-    report = Ingestor(settings, embedder, services.store).ingest([DEMO])
+    report = Ingestor(settings, embedder, services.store, services.registry).ingest([DEMO])
     assert not report.errors, report.summary()
     return services
 

@@ -10,6 +10,10 @@ from backend.core.types import Chunk, Draft, Hit, SearchQuery, Source
 
 @runtime_checkable
 class Embedder(Protocol):
+    def load(self) -> None:
+        """Load the model now rather than on first use."""
+        ...
+
     @property
     def dimension(self) -> int: ...
 

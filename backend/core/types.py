@@ -30,6 +30,8 @@ class Chunk:
     url: str | None = None
     source: str | None = None
     published_at: datetime | None = None
+    # Story cluster: the id of the first stored article of the same (near-duplicate) story.
+    cluster_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,8 @@ def chunk_metadata(chunk: Chunk) -> dict[str, Scalar]:
         meta["source_key"] = source_key(chunk.source)
     if chunk.published_at:
         meta["published_at"] = chunk.published_at.isoformat()
+    if chunk.cluster_id:
+        meta["cluster_id"] = chunk.cluster_id
     return meta
 
 
@@ -58,6 +60,7 @@ def chunk_from_record(chunk_id: str, text: str, meta: dict[str, Any]) -> Chunk:
         url=cast(str | None, meta.get("url")),
         source=cast(str | None, meta.get("source")),
         published_at=parse_datetime(published) if isinstance(published, str) else None,
+        cluster_id=cast(str | None, meta.get("cluster_id")),
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from backend.core.types import SearchQuery
 from backend.embedding import SentenceTransformerEmbedder
-from backend.services import Services, build_store
+from backend.services import Services, build_registry, build_store
 from backend.settings import Settings
 from ingest.pipeline import Ingestor, WriterBusyError, writer_lock
 from tests.conftest import DEMO
@@ -33,20 +33,24 @@ def _write_jsonl(path: Path, records: list[dict[str, object]], extra_lines: Sequ
 
 
 def test_demo_archive_ingests_every_article(services: Services, settings: Settings) -> None:
-    report = Ingestor(settings, services.embedder, services.store).ingest([DEMO])
+    report = Ingestor(settings, services.embedder, services.store, services.registry).ingest([DEMO])
     articles = DEMO.read_text(encoding="utf-8").strip().count("\n") + 1
-    assert (report.articles_new, report.errors, report.duplicates) == (articles, [], 0)
+    assert (report.articles_new, report.errors, report.duplicate_ids, report.exact_copies) == (articles, [], 0, 0)
     assert services.store.count() == report.chunks_written >= articles
+    # The wire story republished by a second outlet with small edits is one story cluster.
+    assert report.clusters == {"demo-005": ["demo-005", "demo-006"]}
+    hits = services.store.chunk_ids_by_article(["demo-006"])
+    assert hits and services.registry.get(["demo-006"])["demo-006"].cluster_id == "demo-005"
 
 
 def test_reingesting_the_same_archive_embeds_nothing_and_keeps_the_count(
     settings: Settings, embedder: SentenceTransformerEmbedder
 ) -> None:
     counting = CountingEmbedder(embedder)
-    store = build_store(settings)
-    first = Ingestor(settings, counting, store).ingest([DEMO])
+    store, registry = build_store(settings), build_registry(settings)
+    first = Ingestor(settings, counting, store, registry).ingest([DEMO])
     count, embedded = store.count(), counting.embedded
-    second = Ingestor(settings, counting, store).ingest([DEMO])
+    second = Ingestor(settings, counting, store, registry).ingest([DEMO])
     assert store.count() == count
     assert counting.embedded == embedded
     assert (second.articles_unchanged, second.articles_new, second.chunks_written) == (first.articles_new, 0, 0)
@@ -59,7 +63,7 @@ def test_malformed_lines_are_reported_with_file_and_line_and_the_rest_ingested(
     path = _write_jsonl(tmp_path / "mixed.jsonl", good[:2], ['{"id": "broken", "text": "unterminated', "[1, 2]"])
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps({"id": "notext", "title": "no text"}) + "\n" + json.dumps(good[2]) + "\n")
-    report = Ingestor(settings, services.embedder, services.store).ingest([path])
+    report = Ingestor(settings, services.embedder, services.store, services.registry).ingest([path])
     assert report.articles_new == 3
     assert sorted((e.path.name, e.line) for e in report.errors) == [
         ("mixed.jsonl", 3),
@@ -79,7 +83,7 @@ def test_folders_are_walked_and_text_files_use_their_first_line_as_title(
     (folder / "notes.md").write_text("# A markdown title\nSome markdown text.", encoding="utf-8")
     (folder / "empty.txt").write_text("   \n", encoding="utf-8")
     (folder / "image.png").write_bytes(b"\x89PNG")
-    report = Ingestor(settings, services.embedder, services.store).ingest(
+    report = Ingestor(settings, services.embedder, services.store, services.registry).ingest(
         [tmp_path / "archive", tmp_path / "nope.jsonl"]
     )
     assert report.articles_new == 2
@@ -96,7 +100,7 @@ def test_folders_are_walked_and_text_files_use_their_first_line_as_title(
 def test_a_changed_article_replaces_its_chunks(services: Services, settings: Settings, tmp_path: Path) -> None:
     long_text = " ".join(f"Sentence {i} of the original story about ports and ships." for i in range(80))
     path = _write_jsonl(tmp_path / "a.jsonl", [{"id": "a1", "text": long_text}])
-    ingestor = Ingestor(settings, services.embedder, services.store)
+    ingestor = Ingestor(settings, services.embedder, services.store, services.registry)
     ingestor.ingest([path])
     before = services.store.chunk_ids_by_article(["a1"])["a1"]
     _write_jsonl(path, [{"id": "a1", "text": "A short corrected story."}])
