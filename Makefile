@@ -10,7 +10,7 @@ UI_PORT ?= 8501
 export HF_HUB_OFFLINE := 1
 export BYLINE_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: install run serve ui test lint fmt typecheck clean
+.PHONY: install run serve ui test lint fmt typecheck bench clean
 
 # torch goes in first, pinned to the CPU build; an unpinned one would pull a multi-GB CUDA build.
 $(BIN)/python:
@@ -48,6 +48,10 @@ typecheck: $(VENV)/.installed-test
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# Benchmarks print a table and write JSON under reports/bench/; they read ../shared/data.
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m bench.ingest_throughput --articles 1000
 
 fmt: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .

@@ -51,3 +51,15 @@ def test_ask_rejects_a_malformed_date(tmp_path: Path) -> None:
     result = _run(["ask", "anything", "--as-of", "04/10/2023"], tmp_path)
     assert result.returncode == 2 and "YYYY-MM-DD" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_stdin_ingest_then_delete_by_url(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    line = '{"id": "s1", "url": "https://e.org/s1", "title": "From a pipe", "text": "Piped story text."}\n'
+    env = {**os.environ, "BYLINE_DATA_DIR": str(data)}
+    piped = subprocess.run([*BYLINE, "ingest", "-"], input=line, capture_output=True, text=True, env=env, check=False)
+    assert piped.returncode == 0 and "1 new" in piped.stdout
+    deleted = _run(["delete", "https://e.org/s1", "missing-id"], data)
+    assert "deleted article s1" in deleted.stdout
+    assert "no article or copy with id or URL 'missing-id'" in deleted.stderr and deleted.returncode == 1

@@ -236,6 +236,10 @@ class ArticleRegistry:
                 found.update(r[0] for r in rows)
         return found
 
+    def ids(self) -> set[str]:
+        with self._connect() as db:
+            return {r[0] for r in db.execute("SELECT id FROM articles")}
+
     def count(self) -> int:
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])

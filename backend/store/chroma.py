@@ -143,5 +143,13 @@ class ChromaStore:
             for i, d, m, dist in zip(ids, documents, metadatas, distances, strict=True)
         ]
 
+    def chunk_index(self) -> dict[str, tuple[str, int]]:
+        """Every chunk id with its article and position (a full scan; for checks and status, not queries)."""
+        result = self._collection.get(include=["metadatas"])
+        return {
+            i: (str(m["article_id"]), int(cast(int, m["position"])))
+            for i, m in zip(result["ids"], result["metadatas"] or [], strict=True)
+        }
+
     def count(self) -> int:
         return int(self._collection.count())
