@@ -96,25 +96,18 @@ def main() -> None:
     for n in args.articles:
         print(f"ingest benchmark: {n} articles of the shared corpus", file=sys.stderr)
         results.append(run(n))
-    rows = [
-        ("articles", "chunks", "ingest s", "articles/s", "chunks/s", "encode-only texts/s", "ingest/encode", "peak MiB")
-    ]
-    for r in results:
-        rows.append(
-            tuple(
-                str(r[k])
-                for k in (
-                    "articles",
-                    "chunks",
-                    "ingest_seconds",
-                    "ingest_articles_per_s",
-                    "ingest_chunks_per_s",
-                    "encode_alone_texts_per_s",
-                    "ingest_vs_encode",
-                    "peak_rss_mib",
-                )
-            )
-        )
+    columns = {
+        "articles": "articles",
+        "chunks": "chunks",
+        "ingest_seconds": "ingest s",
+        "ingest_articles_per_s": "articles/s",
+        "ingest_chunks_per_s": "chunks/s",
+        "encode_alone_texts_per_s": "encode-only texts/s",
+        "ingest_vs_encode": "ingest/encode",
+        "peak_rss_mib": "peak MiB",
+    }
+    rows: list[tuple[str, ...]] = [tuple(columns.values())]
+    rows += [tuple(str(r[k]) for k in columns) for r in results]
     print(table(rows))
     print(f"written to {write_result('ingest', {'runs': results})}")
 
