@@ -10,7 +10,7 @@ UI_PORT ?= 8501
 export HF_HUB_OFFLINE := 1
 export BYLINE_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: install run serve ui test lint fmt typecheck bench clean
+.PHONY: install run serve ui test lint fmt typecheck bench eval clean
 
 # torch goes in first, pinned to the CPU build; an unpinned one would pull a multi-GB CUDA build.
 $(BIN)/python:
@@ -59,3 +59,11 @@ fmt: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# The evaluation suite on the dev set: a seeded slice of ../shared/data/rtqa2023, cached in EVAL_DIR.
+EVAL_DIR ?= data/eval/rtqa2023
+eval: $(VENV)/.installed
+	$(BIN)/python -m eval.devset --data-dir $(EVAL_DIR)
+	BYLINE_DATA_DIR=$(EVAL_DIR) $(BIN)/byline eval retrieval $(EVAL_DIR)/questions.jsonl \
+		--retriever dense --retriever bm25 --retriever default --out reports/eval/retrieval
+	BYLINE_DATA_DIR=$(EVAL_DIR) $(BIN)/byline eval answers $(EVAL_DIR)/questions.jsonl --out reports/eval/answers

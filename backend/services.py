@@ -10,6 +10,7 @@ from backend.answering.sessions import SessionStore
 from backend.core.protocols import AnswerGenerator, Embedder, Retriever
 from backend.embedding import SentenceTransformerEmbedder
 from backend.retrieval.dense import DenseRetriever
+from backend.retrieval.lexical import BM25Retriever
 from backend.settings import Settings
 from backend.store.articles import ArticleRegistry
 from backend.store.chroma import ChromaStore
@@ -39,11 +40,24 @@ def build_generator(settings: Settings, embedder: Embedder) -> AnswerGenerator:
             return ExtractiveAnswerer(embedder, settings.answer)
 
 
+RETRIEVERS = ("dense", "bm25")
+
+
+def build_retriever(name: str, embedder: Embedder, store: ChromaStore) -> Retriever:
+    match name:
+        case "dense":
+            return DenseRetriever(embedder, store)
+        case "bm25":
+            return BM25Retriever(store)
+        case _:
+            raise ValueError(f"unknown retriever {name!r}; known: {', '.join(RETRIEVERS)}")
+
+
 def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
     """``embedder`` lets a caller that already loaded the model (tests, ingest) share it."""
     embedder = embedder or SentenceTransformerEmbedder(settings.embedding)
     store = build_store(settings)
-    retriever = DenseRetriever(embedder, store)
+    retriever = build_retriever(settings.retrieval.retriever, embedder, store)
     answers = AnswerChain(
         retriever,
         build_generator(settings, embedder),

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from eval.cli import app as eval_app
+
 if TYPE_CHECKING:
     from ingest.pipeline import Ingestor, IngestReport
 
@@ -20,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(eval_app, name="eval")
 
 
 def _progress(quiet: bool) -> Callable[[IngestReport], None]:

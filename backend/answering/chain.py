@@ -125,7 +125,8 @@ class AnswerChain:
             text, citations = verify_citations(x["draft"], x["sources"])
             if not text:
                 text, citations = NOT_FOUND, ()
-            return {"rewritten": x["rewritten"], "text": text, "citations": citations}
+            retrieved = tuple(s.article_id for s in x["sources"])
+            return {"rewritten": x["rewritten"], "text": text, "citations": citations, "retrieved": retrieved}
 
         return (
             RunnablePassthrough.assign(rewritten=RunnableLambda(rewrite))
@@ -157,5 +158,13 @@ class AnswerChain:
         turn = Turn(question, out["rewritten"], out["text"], out["citations"])
         self._sessions.append(session_id, turn)
         return Answer(
-            text=turn.answer, citations=turn.citations, session_id=session_id, rewritten_query=turn.rewritten_query
+            text=turn.answer,
+            citations=turn.citations,
+            session_id=session_id,
+            rewritten_query=turn.rewritten_query,
+            retrieved=out["retrieved"],
         )
+
+    def rewrite(self, question: str, session_id: str) -> str:
+        """The query a follow-up in this session would be retrieved with."""
+        return rewrite_followup(question, self._sessions.history(session_id, self._history_turns))

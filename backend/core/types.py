@@ -99,6 +99,8 @@ class Answer:
     citations: tuple[Citation, ...]
     session_id: str
     rewritten_query: str
+    # Articles the generator was given, in source order: what a citation may point to.
+    retrieved: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

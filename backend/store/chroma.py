@@ -8,7 +8,7 @@ citations need (title, url, outlet, date), so a hit is self-contained.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -142,6 +142,29 @@ class ChromaStore:
             Hit(chunk=chunk_from_record(i, d, dict(m)), score=1.0 - float(dist))
             for i, d, m, dist in zip(ids, documents, metadatas, distances, strict=True)
         ]
+
+    def iter_chunks(self, page: int = 2000) -> Iterator[Chunk]:
+        """Every stored chunk, page by page (for building the lexical index and for evaluation)."""
+        offset = 0
+        while True:
+            result = self._collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
+            ids = result["ids"]
+            if not ids:
+                return
+            documents = result["documents"] or []
+            metadatas = result["metadatas"] or []
+            for i, d, m in zip(ids, documents, metadatas, strict=True):
+                yield chunk_from_record(i, d, dict(m))
+            offset += len(ids)
+
+    def article_text(self, article_id: str) -> str:
+        """An article's stored text, rebuilt from its chunks in order (overlaps repeat a sentence)."""
+        result = self._collection.get(where={"article_id": article_id}, include=["documents", "metadatas"])
+        parts = sorted(
+            zip(result["metadatas"] or [], result["documents"] or [], strict=True),
+            key=lambda pair: int(cast(int, pair[0]["position"])),
+        )
+        return "\n\n".join(text for _, text in parts)
 
     def chunk_index(self) -> dict[str, tuple[str, int]]:
         """Every chunk id with its article and position (a full scan; for checks and status, not queries)."""

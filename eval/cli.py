@@ -1,0 +1,106 @@
+"""``byline eval ...``: run a question set against the archive in the configured data directory."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from eval.questions import Question, QuestionSetError, load_questions
+
+app = typer.Typer(
+    help="Measure retrieval and answers on a question set (see README: question-set format).", no_args_is_help=True
+)
+
+DEFAULT_RETRIEVERS = ["dense", "bm25", "default"]
+
+
+def _progress(label: str) -> Callable[[Iterable[Question]], Iterable[Question]]:
+    """A tqdm bar; into a log (not a terminal) it writes an update every 10 seconds."""
+    from tqdm import tqdm
+
+    interval = 0.1 if sys.stderr.isatty() else 10.0
+
+    def wrap(questions: Iterable[Question]) -> Iterable[Question]:
+        bar: Iterable[Question] = tqdm(list(questions), desc=label, unit="q", file=sys.stderr, mininterval=interval)
+        return bar
+
+    return wrap
+
+
+def _questions(path: Path) -> list[Question]:
+    try:
+        return load_questions(path)
+    except (OSError, QuestionSetError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _context(services: Any, questions_path: Path) -> dict[str, Any]:
+    import json
+
+    settings = services.settings
+    context: dict[str, Any] = {
+        "question_set": str(questions_path),
+        "data_dir": str(settings.data_dir),
+        "archive": {"articles": services.registry.count(), "chunks": services.store.count()},
+        "retriever_default": settings.retrieval.retriever,
+    }
+    description = settings.data_dir / "eval_slice.json"
+    if description.exists():
+        context["slice"] = json.loads(description.read_text(encoding="utf-8"))
+    return context
+
+
+@app.command()
+def retrieval(
+    questions: Annotated[Path, typer.Argument(help="Question set (JSONL).")],
+    k: Annotated[int, typer.Option(min=1, max=100, help="Passages retrieved per question.")] = 10,
+    retriever: Annotated[
+        list[str] | None, typer.Option("--retriever", help="Retriever by name, repeatable: dense, bm25, default.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/eval/retrieval"),
+) -> None:
+    """Hit@k, recall, MRR, nDCG (passage and article level) and latency, retrievers side by side."""
+    from backend.services import RETRIEVERS, build_services
+    from backend.settings import get_settings
+    from eval.report import write_retrieval
+    from eval.runner import evaluate_retrieval
+
+    names = retriever or DEFAULT_RETRIEVERS
+    unknown = [n for n in names if n not in (*RETRIEVERS, "default")]
+    if unknown:
+        typer.echo(f"error: unknown retriever {unknown}; known: {', '.join((*RETRIEVERS, 'default'))}", err=True)
+        raise typer.Exit(2)
+    items = _questions(questions)
+    services = build_services(get_settings())
+    rows = evaluate_retrieval(services, items, names, k, _progress("retrieval"))
+    report = write_retrieval(rows, {**_context(services, questions), "k": k}, out)
+    typer.echo((out / "report.md").read_text(encoding="utf-8"))
+    typer.echo(
+        f"report: {out}/report.md, report.json, report.png, per_question.jsonl ({report['questions']} questions)"
+    )
+
+
+@app.command()
+def answers(
+    questions: Annotated[Path, typer.Argument(help="Question set (JSONL).")],
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/eval/answers"),
+) -> None:
+    """Answer accuracy, citation validity and support, abstention and latency of the configured answerer."""
+    from backend.services import build_services
+    from backend.settings import get_settings
+    from eval.report import write_answers
+    from eval.runner import evaluate_answers
+
+    items = _questions(questions)
+    services = build_services(get_settings())
+    rows = evaluate_answers(services, items, _progress("answers"))
+    report = write_answers(rows, _context(services, questions), out)
+    typer.echo((out / "report.md").read_text(encoding="utf-8"))
+    typer.echo(
+        f"report: {out}/report.md, report.json, report.png, per_question.jsonl ({report['questions']} questions)"
+    )

@@ -1,0 +1,192 @@
+"""Runs a question set through the backend: retrieval with several retrievers, or whole answers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.answering.sessions import new_session_id
+from backend.core.dates import end_of_day
+from backend.core.types import Chunk, SearchQuery
+from backend.services import Services, build_retriever
+from eval.metrics import (
+    Ranked,
+    answer_correct,
+    citation_support,
+    citation_validity,
+    first_per_article,
+    hit_at,
+    mrr_at,
+    ndcg_at,
+    recall_at,
+)
+from eval.questions import Question
+
+CURVE_K = 10
+Progress = Callable[[Iterable[Question]], Iterable[Question]]
+
+
+def _contains_any(text: str, needles: Sequence[str]) -> bool:
+    folded = text.casefold()
+    return any(n.casefold() in folded for n in needles)
+
+
+class Judge:
+    """Which passages and articles of the archive are relevant to a question, as of its date."""
+
+    def __init__(self, services: Services) -> None:
+        self.chunks: list[Chunk] = list(services.store.iter_chunks())
+        self.url_to_article: dict[str, str] = {c.url: c.article_id for c in self.chunks if c.url}
+        copies = services.registry.copies(sorted({c.article_id for c in self.chunks}))
+        for article_id, found in copies.items():
+            for copy in found:
+                self.url_to_article.setdefault(copy.copy_id, article_id)
+                if copy.url:
+                    self.url_to_article.setdefault(copy.url, article_id)
+
+    def visible(self, question: Question) -> list[Chunk]:
+        if question.as_of is None:
+            return self.chunks
+        cutoff = end_of_day(question.as_of)
+        return [c for c in self.chunks if c.published_at is None or c.published_at.timestamp() <= cutoff]
+
+    def relevant(self, question: Question) -> tuple[set[str], set[str]]:
+        """Relevant chunk ids and article ids among what the question may see."""
+        chunks = self.visible(question)
+        if question.relevant:
+            wanted = {self.url_to_article.get(r, r) for r in question.relevant}
+            hits = [c for c in chunks if c.article_id in wanted]
+        elif question.answers:
+            hits = [c for c in chunks if _contains_any(c.text, question.answers)]
+        else:
+            hits = []
+        return {c.id for c in hits}, {c.article_id for c in hits}
+
+
+@dataclass(slots=True)
+class RetrievalRow:
+    question: Question
+    query: str
+    retriever: str
+    latency_ms: float
+    retrieved: list[dict[str, Any]]
+    metrics: dict[str, float] = field(default_factory=dict)  # empty when nothing in the archive is relevant
+    curve: list[float] = field(default_factory=list)
+
+
+def _ranking_metrics(ranking: list[Ranked], total: int, k: int, prefix: str) -> dict[str, float]:
+    return {
+        f"{prefix}hit@1": hit_at(ranking, 1),
+        f"{prefix}hit@5": hit_at(ranking, 5),
+        f"{prefix}hit@10": hit_at(ranking, 10),
+        f"{prefix}recall@{k}": recall_at(ranking, k, total),
+        f"{prefix}mrr@10": mrr_at(ranking, 10),
+        f"{prefix}ndcg@10": ndcg_at(ranking, 10, total),
+    }
+
+
+def _query_for(services: Services, question: Question) -> str:
+    """A follow-up is asked after its earlier turns, in one session, and retrieved as rewritten."""
+    if not question.history:
+        return question.question
+    session = new_session_id()
+    for turn in question.history:
+        services.answers.ask(turn, session_id=session, as_of=question.as_of)
+    return services.answers.rewrite(question.question, session)
+
+
+def evaluate_retrieval(
+    services: Services, questions: Sequence[Question], retrievers: Sequence[str], k: int, progress: Progress
+) -> list[RetrievalRow]:
+    judge = Judge(services)
+    built = {
+        name: build_retriever(
+            services.settings.retrieval.retriever if name == "default" else name, services.embedder, services.store
+        )
+        for name in retrievers
+    }
+    rows: list[RetrievalRow] = []
+    for question in progress(questions):
+        query = _query_for(services, question)
+        relevant_chunks, relevant_articles = judge.relevant(question)
+        for name, retriever in built.items():
+            started = time.perf_counter()
+            hits = retriever.retrieve(SearchQuery(text=query, k=k, as_of=question.as_of))
+            latency = (time.perf_counter() - started) * 1000
+            row = RetrievalRow(
+                question,
+                query,
+                name,
+                latency,
+                [{"article_id": h.chunk.article_id, "chunk_id": h.chunk.id, "score": h.score} for h in hits],
+            )
+            if relevant_chunks:
+                passages = [Ranked(h.chunk.id in relevant_chunks, h.score) for h in hits]
+                articles = [
+                    item
+                    for _, item in first_per_article(
+                        [(h.chunk.article_id, Ranked(h.chunk.article_id in relevant_articles, h.score)) for h in hits]
+                    )
+                ]
+                row.metrics = {
+                    **_ranking_metrics(passages, len(relevant_chunks), k, "passage "),
+                    **_ranking_metrics(articles, len(relevant_articles), k, "article "),
+                }
+                row.curve = [hit_at(passages, i) for i in range(1, CURVE_K + 1)]
+                for hit in row.retrieved:
+                    hit["relevant"] = hit["chunk_id"] in relevant_chunks
+            rows.append(row)
+    return rows
+
+
+@dataclass(slots=True)
+class AnswerRow:
+    question: Question
+    answer: str
+    rewritten_query: str
+    citations: list[dict[str, Any]]
+    latency_ms: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def evaluate_answers(services: Services, questions: Sequence[Question], progress: Progress) -> list[AnswerRow]:
+    rows: list[AnswerRow] = []
+    texts: dict[str, str] = {}
+    for question in progress(questions):
+        session = new_session_id()
+        for turn in question.history:
+            services.answers.ask(turn, session_id=session, as_of=question.as_of)
+        started = time.perf_counter()
+        answer = services.answers.ask(question.question, session_id=session, as_of=question.as_of)
+        latency = (time.perf_counter() - started) * 1000
+        cited = {c.n: c.article_id for c in answer.citations}
+        metrics: dict[str, float] = {}
+        abstained = not answer.citations
+        if question.unanswerable:
+            metrics["abstention"] = float(abstained)
+        else:
+            metrics["false abstention"] = float(abstained)
+        if question.answers:
+            metrics["accuracy"] = float(answer_correct(answer.text, question.answers, question.choices))
+            for article_id in cited.values():
+                if article_id not in texts:
+                    texts[article_id] = services.store.article_text(article_id)
+            support = citation_support([texts[a] for a in cited.values()], question.answers)
+            if support is not None:
+                metrics["citation support"] = support
+        validity = citation_validity(answer.text, cited, set(answer.retrieved))
+        if validity is not None:
+            metrics["citation validity"] = validity
+        rows.append(
+            AnswerRow(
+                question,
+                answer.text,
+                answer.rewritten_query,
+                [{"n": c.n, "article_id": c.article_id, "title": c.title} for c in answer.citations],
+                latency,
+                metrics,
+            )
+        )
+    return rows

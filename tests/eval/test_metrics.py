@@ -1,0 +1,128 @@
+import itertools
+import math
+from statistics import mean
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eval.metrics import (
+    Ranked,
+    answer_correct,
+    bootstrap_ci,
+    citation_support,
+    citation_validity,
+    first_per_article,
+    hit_at,
+    mrr_at,
+    ndcg_at,
+    paired_comparison,
+    recall_at,
+)
+
+
+def R(*flags: int, scores: list[float] | None = None) -> list[Ranked]:
+    scores = scores or [1.0 - i / 100 for i in range(len(flags))]
+    return [Ranked(bool(f), s) for f, s in zip(flags, scores, strict=True)]
+
+
+def test_hand_computed_without_ties() -> None:
+    ranking = R(0, 1, 0, 1)
+    assert hit_at(ranking, 1) == 0 and hit_at(ranking, 2) == 1
+    assert mrr_at(ranking) == 0.5
+    assert recall_at(ranking, 2, total_relevant=4) == 0.25
+    # DCG = 1/log2(3) + 1/log2(5); ideal with 2 relevant = 1 + 1/log2(3)
+    assert ndcg_at(ranking, 10, total_relevant=2) == pytest.approx(
+        (1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
+    )
+
+
+def test_hand_computed_with_a_tie_at_the_top() -> None:
+    # Two items tied first, one relevant: half the time it is first, half the time second.
+    ranking = R(0, 1, 1, scores=[0.9, 0.9, 0.5])
+    assert hit_at(ranking, 1) == 0.5
+    assert mrr_at(ranking) == pytest.approx(0.5 * 1 + 0.5 * 0.5)
+    assert recall_at(ranking, 1, total_relevant=2) == 0.25
+
+
+def test_no_relevant_item_scores_zero_and_undefined_recall_is_an_error() -> None:
+    ranking = R(0, 0, 0)
+    assert hit_at(ranking, 10) == 0 and mrr_at(ranking) == 0
+    with pytest.raises(ValueError):
+        recall_at(ranking, 10, total_relevant=0)
+    with pytest.raises(ValueError):
+        ndcg_at(ranking, 10, total_relevant=0)
+
+
+def test_relevant_item_below_the_cutoff_does_not_count() -> None:
+    ranking = R(*([0] * 10 + [1]))
+    assert hit_at(ranking, 10) == 0 and mrr_at(ranking, 10) == 0 and hit_at(ranking, 11) == 1
+
+
+def test_duplicates_of_one_article_collapse_to_its_best_rank() -> None:
+    passages = [("a", Ranked(False, 0.9)), ("a", Ranked(True, 0.8)), ("b", Ranked(True, 0.7)), ("a", Ranked(True, 0.6))]
+    articles = first_per_article(passages)
+    assert [a for a, _ in articles] == ["a", "b"]
+    assert articles[0][1].score == 0.9
+
+
+def _brute(ranking: list[Ranked], metric) -> float:  # type: ignore[no-untyped-def]
+    """Average a metric over every order of tied items, computed on the tie-free orders."""
+    groups = [list(g) for _, g in itertools.groupby(ranking, key=lambda r: r.score)]
+    values = []
+    for orders in itertools.product(*(itertools.permutations(g) for g in groups)):
+        flat = [Ranked(r.relevant, 1.0 - i / 1000) for i, r in enumerate(x for g in orders for x in g)]
+        values.append(metric(flat))
+    return mean(values)
+
+
+rankings = st.lists(st.tuples(st.booleans(), st.sampled_from([0.9, 0.7, 0.5, 0.3])), min_size=1, max_size=7).map(
+    lambda items: [Ranked(rel, score) for rel, score in sorted(items, key=lambda x: -x[1])]
+)
+
+
+@given(rankings, st.integers(1, 8))
+def test_tie_aware_metrics_equal_the_average_over_tied_orders(ranking: list[Ranked], k: int) -> None:
+    total = max(1, sum(r.relevant for r in ranking))
+    assert hit_at(ranking, k) == pytest.approx(_brute(ranking, lambda r: hit_at(r, k)))
+    assert mrr_at(ranking, k) == pytest.approx(_brute(ranking, lambda r: mrr_at(r, k)))
+    assert recall_at(ranking, k, total) == pytest.approx(_brute(ranking, lambda r: recall_at(r, k, total)))
+    assert ndcg_at(ranking, k, total) == pytest.approx(_brute(ranking, lambda r: ndcg_at(r, k, total)))
+
+
+@pytest.mark.parametrize(
+    ("answer", "correct"),
+    [
+        ("Pope Benedict XVI was laid to rest [1].", True),
+        ("pope benedict xvi", True),
+        ("Either Pope Benedict XVI or Pope Paul VI [1].", False),  # hedging between choices
+        ("Pope Paul VI [1].", False),
+        ("The archive has no article that answers this question.", False),
+    ],
+)
+def test_answer_accuracy_needs_the_gold_and_no_other_choice(answer: str, correct: bool) -> None:
+    choices = ["Pope John Paul II", "Pope Paul VI", "Pope Pius XII", "Pope Benedict XVI"]
+    assert answer_correct(answer, ["Pope Benedict XVI"], choices) is correct
+
+
+def test_citation_validity_and_support() -> None:
+    assert citation_validity("A [1]. B [2]. C [3].", {1: "a", 2: "b"}, {"a", "z"}) == pytest.approx(1 / 3)
+    assert citation_validity("No markers.", {}, set()) is None
+    assert citation_support(["Mardan Salih commands it.", "Unrelated."], ["mardan salih"]) == 0.5
+    assert citation_support([], ["x"]) is None
+
+
+def test_bootstrap_interval_contains_the_mean_and_shrinks_with_more_questions() -> None:
+    small = bootstrap_ci([1, 0] * 10)
+    large = bootstrap_ci([1, 0] * 500)
+    assert small.low < 0.5 < small.high and small.n == 20
+    assert (large.high - large.low) < (small.high - small.low) / 3
+
+
+def test_paired_comparison_tells_a_real_difference_from_noise() -> None:
+    better = [1.0] * 40 + [0.0] * 10
+    worse = [1.0] * 20 + [0.0] * 30
+    assert paired_comparison(better, worse).significant
+    assert paired_comparison(better, better[::-1][::-1]).p_value == 1.0
+    noisy = paired_comparison([1, 0, 1, 0, 1, 0], [0, 1, 0, 1, 1, 0])
+    assert not noisy.significant
