@@ -28,7 +28,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/byline ingest --if-empty demo/
+	$(BIN)/byline ingest --if-empty demo/articles.jsonl
 	$(BIN)/byline serve --port $(API_PORT) & api=$$!; \
 	trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/byline ui --port $(UI_PORT) --api-url http://127.0.0.1:$(API_PORT)

@@ -101,20 +101,20 @@ def evaluate_retrieval(
     services: Services, questions: Sequence[Question], retrievers: Sequence[str], k: int, progress: Progress
 ) -> list[RetrievalRow]:
     judge = Judge(services)
-    built = {
-        name: build_retriever(
-            services.settings.retrieval.retriever if name == "default" else name, services.embedder, services.store
-        )
-        for name in retrievers
-    }
+    # "default" is whichever retriever the settings choose; one instance serves both names.
+    resolved = {n: services.settings.retrieval.retriever if n == "default" else n for n in retrievers}
+    built = {r: build_retriever(r, services.embedder, services.store) for r in dict.fromkeys(resolved.values())}
     rows: list[RetrievalRow] = []
     for question in progress(questions):
         query = _query_for(services, question)
         relevant_chunks, relevant_articles = judge.relevant(question)
-        for name, retriever in built.items():
+        results = {}
+        for real, retriever in built.items():
             started = time.perf_counter()
             hits = retriever.retrieve(SearchQuery(text=query, k=k, as_of=question.as_of))
-            latency = (time.perf_counter() - started) * 1000
+            results[real] = (hits, (time.perf_counter() - started) * 1000)
+        for name, real in resolved.items():
+            hits, latency = results[real]
             row = RetrievalRow(
                 question,
                 query,

@@ -27,6 +27,8 @@ from ingest.dedup import StoryClusterer, exact_key, minhash
 from ingest.loaders import STDIN, LoadError, iter_files, load_file
 from ingest.normalize import RecordError, article_from_record
 
+_SHOWN_WARNINGS = 20
+
 
 class WriterBusyError(RuntimeError):
     """Another ingest holds the data directory."""
@@ -83,7 +85,10 @@ class IngestReport:
             lines += [
                 f"  {cid}: {len(m)} articles ({', '.join(m[:4])}{', ...' if len(m) > 4 else ''})" for cid, m in biggest
             ]
-        lines += [f"warning: {w}" for w in self.warnings]
+        # Every error is listed (each is a record that was not ingested); warnings can be thousands.
+        lines += [f"warning: {w}" for w in self.warnings[:_SHOWN_WARNINGS]]
+        if len(self.warnings) > _SHOWN_WARNINGS:
+            lines.append(f"... and {len(self.warnings) - _SHOWN_WARNINGS} more warnings")
         lines += [f"error: {e}" for e in self.errors]
         return "\n".join(lines)
 

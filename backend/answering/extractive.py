@@ -45,6 +45,7 @@ _ANSWER_TYPES = (
 )
 _MIN_WORDS, _MAX_CHARS = 4, 600
 _REDUNDANT = 0.85  # cosine above which a second sentence repeats the first
+_SHORTLIST = 32  # sentences embedded per answer
 
 
 @dataclass(slots=True)
@@ -63,7 +64,7 @@ class ExtractiveAnswerer:
         self._settings = settings
 
     def generate(self, question: str, sources: Sequence[Source]) -> Draft:
-        candidates = _candidates(sources[: self._settings.max_sources])
+        candidates = _shortlist(question, _candidates(sources[: self._settings.max_sources]))
         if not candidates:
             return Draft(text="")
         vectors = self._embedder.embed_documents([question, *(c.sentence for c in candidates)])
@@ -105,6 +106,19 @@ def _candidates(sources: Sequence[Source]) -> list[_Candidate]:
                 seen.add(key)
                 out.append(_Candidate(source, sentence, frozenset(content_terms(sentence))))
     return out
+
+
+def _shortlist(question: str, cands: list[_Candidate]) -> list[_Candidate]:
+    """The sentences worth embedding: those sharing most question terms, best-ranked sources first.
+
+    Embedding every sentence of ten chunks costs most of an answer's time; a sentence that shares
+    no term with the question and comes from a low-ranked source rarely wins.
+    """
+    if len(cands) <= _SHORTLIST:
+        return cands
+    q_terms = set(content_terms(question))
+    ranked = sorted(range(len(cands)), key=lambda i: (-len(q_terms & cands[i].terms), cands[i].source.n, i))
+    return [cands[i] for i in sorted(ranked[:_SHORTLIST])]
 
 
 def _score(question: str, query_vec: Sequence[float], cands: list[_Candidate], vecs: Sequence[Sequence[float]]) -> None:
