@@ -83,6 +83,23 @@ def build_where(query: SearchQuery) -> dict[str, Any] | None:
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
+def passes(chunk: Chunk, query: SearchQuery) -> bool:
+    """The filters of ``build_where``, applied to a chunk in Python."""
+    published = int(chunk.published_at.timestamp()) if chunk.published_at else None
+    if query.as_of is not None and published is not None and published > end_of_day(query.as_of):
+        return False
+    f = query.filters
+    if f.published_after is not None and (published is None or published < start_of_day(f.published_after)):
+        return False
+    if f.published_before is not None and (published is None or published > end_of_day(f.published_before)):
+        return False
+    return not f.sources or source_key(chunk.source or "") in {source_key(s) for s in f.sources}
+
+
+_OVERSAMPLE = 5
+_MIN_WIDE = 50
+
+
 class ChromaStore:
     def __init__(self, path: Path, collection: str) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -125,13 +142,30 @@ class ChromaStore:
         return found
 
     def query(self, embedding: Sequence[float], query: SearchQuery, n: int) -> list[Hit]:
+        """The ``n`` nearest chunks that pass the query's filters.
+
+        Chroma's filtered search scans metadata and is slow (about 130 ms on 29k chunks against
+        10 ms unfiltered), while ``as_of`` usually keeps most of an archive. So the nearest
+        ``n * _OVERSAMPLE`` chunks are fetched unfiltered and filtered here; only when too few
+        survive does the filtered search run. Both give the same ranking: the filtered ranking
+        is the unfiltered one with the excluded chunks taken out.
+        """
         total = self._collection.count()
         if total == 0:
             return []
+        where = build_where(query)
+        if where is not None:
+            wide = min(max(n * _OVERSAMPLE, _MIN_WIDE), total)
+            hits = [h for h in self._search(embedding, wide, None) if passes(h.chunk, query)]
+            if len(hits) >= n or wide >= total:
+                return hits[:n]
+        return self._search(embedding, min(n, total), where)
+
+    def _search(self, embedding: Sequence[float], n: int, where: dict[str, Any] | None) -> list[Hit]:
         result = self._collection.query(
             query_embeddings=cast(Any, [list(embedding)]),
-            n_results=min(n, total),
-            where=build_where(query),
+            n_results=n,
+            where=where,
             include=["documents", "metadatas", "distances"],
         )
         ids = result["ids"][0]

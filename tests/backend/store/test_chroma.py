@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from backend.core.types import Chunk, SearchFilters, SearchQuery
-from backend.store.chroma import ChromaStore, source_key
+from backend.store.chroma import ChromaStore, build_where, source_key
 
 
 def _chunk(article_id: str, source: str | None, published: datetime | None) -> Chunk:
@@ -75,3 +75,24 @@ def test_chunk_ids_by_article_and_delete(store: ChromaStore) -> None:
 
 def test_empty_store_returns_no_hits(tmp_path: Path) -> None:
     assert ChromaStore(tmp_path / "c", "empty_chunks").query([1.0, 0.0], SearchQuery("q"), n=5) == []
+
+
+def test_wide_unfiltered_search_and_filtered_search_agree(tmp_path: Path) -> None:
+    """Post-filtering the nearest chunks gives what Chroma's own filter gives, however many pass."""
+    store = ChromaStore(tmp_path / "chroma", "many_chunks")
+    chunks, vectors = [], []
+    for i in range(300):
+        day = datetime(2023, 1, 1, tzinfo=UTC).replace(day=1 + i % 28, month=1 + i % 12)
+        chunks.append(_chunk(f"a{i}", ["Reuters", "The Verge", None][i % 3], day if i % 7 else None))
+        vectors.append([1.0, i / 300, (i % 13) / 13])
+    store.upsert(chunks, vectors, [{}] * len(chunks))
+    queries = [
+        SearchQuery("q", as_of=date(2023, 6, 1)),
+        SearchQuery("q", as_of=date(2023, 1, 2)),  # few pass: falls back to Chroma's filter
+        SearchQuery("q", filters=SearchFilters(sources=("reuters",), published_after=date(2023, 11, 1))),
+    ]
+    for query in queries:
+        for n in (3, 10, 40):
+            fast = [h.chunk.id for h in store.query([1.0, 0.2, 0.5], query, n)]
+            exact = [h.chunk.id for h in store._search([1.0, 0.2, 0.5], 300, build_where(query))][:n]
+            assert fast == exact, (query, n)
