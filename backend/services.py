@@ -10,6 +10,7 @@ from backend.answering.sessions import SessionStore
 from backend.core.protocols import AnswerGenerator, Embedder, Retriever
 from backend.embedding import SentenceTransformerEmbedder
 from backend.retrieval.dense import DenseRetriever
+from backend.retrieval.hybrid import HybridRetriever
 from backend.retrieval.lexical import BM25Retriever
 from backend.settings import Settings
 from backend.store.articles import ArticleRegistry
@@ -40,7 +41,7 @@ def build_generator(settings: Settings, embedder: Embedder) -> AnswerGenerator:
             return ExtractiveAnswerer(embedder, settings.answer)
 
 
-RETRIEVERS = ("dense", "bm25")
+RETRIEVERS = ("dense", "bm25", "hybrid")
 
 
 def build_retriever(name: str, embedder: Embedder, store: ChromaStore) -> Retriever:
@@ -49,6 +50,8 @@ def build_retriever(name: str, embedder: Embedder, store: ChromaStore) -> Retrie
             return DenseRetriever(embedder, store)
         case "bm25":
             return BM25Retriever(store)
+        case "hybrid":
+            return HybridRetriever(DenseRetriever(embedder, store), BM25Retriever(store))
         case _:
             raise ValueError(f"unknown retriever {name!r}; known: {', '.join(RETRIEVERS)}")
 

@@ -40,7 +40,7 @@ class IngestSettings(BaseModel):
 class RetrievalSettings(BaseModel):
     k: int = Field(default=10, ge=1, le=100)
     # The retriever /search and /ask use; the evaluation suite compares any of them by name.
-    retriever: Literal["dense", "bm25"] = "dense"
+    retriever: Literal["dense", "bm25", "hybrid"] = "dense"
 
 
 class AnswerSettings(BaseModel):
