@@ -98,6 +98,7 @@ def passes(chunk: Chunk, query: SearchQuery) -> bool:
 
 _OVERSAMPLE = 5
 _MIN_WIDE = 50
+_MAX_WIDE = 1000
 
 
 class ChromaStore:
@@ -146,7 +147,7 @@ class ChromaStore:
 
         Chroma's filtered search scans metadata and is slow (about 130 ms on 29k chunks against
         10 ms unfiltered), while ``as_of`` usually keeps most of an archive. So the nearest
-        ``n * _OVERSAMPLE`` chunks are fetched unfiltered and filtered here; only when too few
+        ``n * _OVERSAMPLE`` (then 1,000) chunks are fetched unfiltered and filtered here; only when too few
         survive does the filtered search run. Both give the same ranking: the filtered ranking
         is the unfiltered one with the excluded chunks taken out.
         """
@@ -155,10 +156,13 @@ class ChromaStore:
             return []
         where = build_where(query)
         if where is not None:
-            wide = min(max(n * _OVERSAMPLE, _MIN_WIDE), total)
-            hits = [h for h in self._search(embedding, wide, None) if passes(h.chunk, query)]
-            if len(hits) >= n or wide >= total:
-                return hits[:n]
+            # Two widths: the first suits a filter that keeps most chunks, the second one that
+            # keeps a fraction (an early as_of in a recent archive); rarer filters go to Chroma.
+            for width in (max(n * _OVERSAMPLE, _MIN_WIDE), _MAX_WIDE):
+                wide = min(width, total)
+                hits = [h for h in self._search(embedding, wide, None) if passes(h.chunk, query)]
+                if len(hits) >= n or wide >= total:
+                    return hits[:n]
         return self._search(embedding, min(n, total), where)
 
     def _search(self, embedding: Sequence[float], n: int, where: dict[str, Any] | None) -> list[Hit]:

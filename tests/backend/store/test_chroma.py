@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from backend.core.types import Chunk, SearchFilters, SearchQuery
+from backend.store import chroma
 from backend.store.chroma import ChromaStore, build_where, source_key
 
 
@@ -77,8 +78,12 @@ def test_empty_store_returns_no_hits(tmp_path: Path) -> None:
     assert ChromaStore(tmp_path / "c", "empty_chunks").query([1.0, 0.0], SearchQuery("q"), n=5) == []
 
 
-def test_wide_unfiltered_search_and_filtered_search_agree(tmp_path: Path) -> None:
+@pytest.mark.parametrize("max_wide", [1000, 60])  # 60: the fallback to Chroma's filter runs too
+def test_wide_unfiltered_search_and_filtered_search_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_wide: int
+) -> None:
     """Post-filtering the nearest chunks gives what Chroma's own filter gives, however many pass."""
+    monkeypatch.setattr(chroma, "_MAX_WIDE", max_wide)
     store = ChromaStore(tmp_path / "chroma", "many_chunks")
     chunks, vectors = [], []
     for i in range(300):
