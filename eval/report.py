@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -195,29 +195,44 @@ def _plot_answers(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write_retrieval(rows: Sequence[RetrievalRow], context: dict[str, Any], out: Path) -> dict[str, Any]:
+def _write(out: Path, report: dict[str, Any], markdown: str, plot: Any, records: Iterable[dict[str, Any]]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    report = retrieval_report(rows, context)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(retrieval_markdown(report), encoding="utf-8")
-    _plot_retrieval(report, out / "report.png")
+    (out / "report.md").write_text(markdown, encoding="utf-8")
+    plot(report, out / "report.png")
     with (out / "per_question.jsonl").open("w", encoding="utf-8") as fh:
-        for r in rows:
-            record = {"question": _question_json(r), "retriever": r.retriever, "query": r.query,
-                      "latency_ms": r.latency_ms, "metrics": r.metrics, "retrieved": r.retrieved}  # fmt: skip
-            fh.write(json.dumps(record) + "\n")
+        fh.writelines(json.dumps(record) + "\n" for record in records)
+
+
+def write_retrieval(rows: Sequence[RetrievalRow], context: dict[str, Any], out: Path) -> dict[str, Any]:
+    report = retrieval_report(rows, context)
+    records = (
+        {
+            "question": _question_json(r),
+            "retriever": r.retriever,
+            "query": r.query,
+            "latency_ms": r.latency_ms,
+            "metrics": r.metrics,
+            "retrieved": r.retrieved,
+        }
+        for r in rows
+    )
+    _write(out, report, retrieval_markdown(report), _plot_retrieval, records)
     return report
 
 
 def write_answers(rows: Sequence[AnswerRow], context: dict[str, Any], out: Path) -> dict[str, Any]:
-    out.mkdir(parents=True, exist_ok=True)
     report = answers_report(rows, context)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(answers_markdown(report), encoding="utf-8")
-    _plot_answers(report, out / "report.png")
-    with (out / "per_question.jsonl").open("w", encoding="utf-8") as fh:
-        for r in rows:
-            record = {"question": _question_json(r), "answer": r.answer, "rewritten_query": r.rewritten_query,
-                      "citations": r.citations, "latency_ms": r.latency_ms, "metrics": r.metrics}  # fmt: skip
-            fh.write(json.dumps(record) + "\n")
+    records = (
+        {
+            "question": _question_json(r),
+            "answer": r.answer,
+            "rewritten_query": r.rewritten_query,
+            "citations": r.citations,
+            "latency_ms": r.latency_ms,
+            "metrics": r.metrics,
+        }
+        for r in rows
+    )
+    _write(out, report, answers_markdown(report), _plot_answers, records)
     return report
