@@ -15,6 +15,7 @@ from backend.retrieval.lexical import BM25Retriever
 from backend.settings import Settings
 from backend.store.articles import ArticleRegistry
 from backend.store.chroma import ChromaStore
+from backend.store.lexical import LexicalIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,7 @@ class Services:
     settings: Settings
     embedder: Embedder
     store: ChromaStore
+    lexical: LexicalIndex
     registry: ArticleRegistry
     retriever: Retriever
     answers: AnswerChain
@@ -44,14 +46,18 @@ def build_generator(settings: Settings, embedder: Embedder) -> AnswerGenerator:
 RETRIEVERS = ("dense", "bm25", "hybrid")
 
 
-def build_retriever(name: str, embedder: Embedder, store: ChromaStore) -> Retriever:
+def build_lexical(settings: Settings) -> LexicalIndex:
+    return LexicalIndex(settings.lexical_db)
+
+
+def build_retriever(name: str, embedder: Embedder, store: ChromaStore, lexical: LexicalIndex) -> Retriever:
     match name:
         case "dense":
             return DenseRetriever(embedder, store)
         case "bm25":
-            return BM25Retriever(store)
+            return BM25Retriever(lexical, store)
         case "hybrid":
-            return HybridRetriever(DenseRetriever(embedder, store), BM25Retriever(store))
+            return HybridRetriever(DenseRetriever(embedder, store), BM25Retriever(lexical, store))
         case _:
             raise ValueError(f"unknown retriever {name!r}; known: {', '.join(RETRIEVERS)}")
 
@@ -60,7 +66,8 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     """``embedder`` lets a caller that already loaded the model (tests, ingest) share it."""
     embedder = embedder or SentenceTransformerEmbedder(settings.embedding)
     store = build_store(settings)
-    retriever = build_retriever(settings.retrieval.retriever, embedder, store)
+    lexical = build_lexical(settings)
+    retriever = build_retriever(settings.retrieval.retriever, embedder, store, lexical)
     answers = AnswerChain(
         retriever,
         build_generator(settings, embedder),
@@ -73,6 +80,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         settings=settings,
         embedder=embedder,
         store=store,
+        lexical=lexical,
         registry=build_registry(settings),
         retriever=retriever,
         answers=answers,

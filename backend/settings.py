@@ -83,6 +83,10 @@ class Settings(BaseSettings):
         return self.data_dir / "chroma"
 
     @property
+    def lexical_db(self) -> Path:
+        return self.data_dir / "lexical.sqlite3"
+
+    @property
     def articles_db(self) -> Path:
         return self.data_dir / "articles.sqlite3"
 

@@ -103,7 +103,10 @@ def evaluate_retrieval(
     judge = Judge(services)
     # "default" is whichever retriever the settings choose; one instance serves both names.
     resolved = {n: services.settings.retrieval.retriever if n == "default" else n for n in retrievers}
-    built = {r: build_retriever(r, services.embedder, services.store) for r in dict.fromkeys(resolved.values())}
+    built = {
+        r: build_retriever(r, services.embedder, services.store, services.lexical)
+        for r in dict.fromkeys(resolved.values())
+    }
     rows: list[RetrievalRow] = []
     for question in progress(questions):
         query = _query_for(services, question)

@@ -22,6 +22,7 @@ from backend.core.types import Article
 from backend.settings import Settings
 from backend.store.articles import ArticleRecord, ArticleRegistry, Copy
 from backend.store.chroma import ChromaStore
+from backend.store.lexical import LexicalIndex
 from ingest.chunking import PreparedChunk, chunk_article
 from ingest.dedup import StoryClusterer, exact_key, minhash
 from ingest.loaders import STDIN, LoadError, iter_files, load_file
@@ -146,11 +147,25 @@ class _Batch:
 
 
 class Ingestor:
-    def __init__(self, settings: Settings, embedder: Embedder, store: ChromaStore, registry: ArticleRegistry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        store: ChromaStore,
+        registry: ArticleRegistry,
+        lexical: LexicalIndex | None = None,
+    ) -> None:
         self._settings = settings
         self._embedder = embedder
         self._store = store
         self._registry = registry
+        self._lexical = lexical or LexicalIndex(settings.lexical_db)
+
+    def _sync_lexical(self) -> None:
+        """Rebuild the lexical index from Chroma when the two disagree (a crash between their writes)."""
+        if self._lexical.count() != self._store.count():
+            self._lexical.clear()
+            self._lexical.add(self._store.iter_chunks())
 
     def _articles(self, paths: Iterable[Path], report: IngestReport) -> Iterator[tuple[Article, str]]:
         files = list(iter_files(paths))
@@ -196,6 +211,7 @@ class Ingestor:
         clusterer = StoryClusterer(self._registry.lsh_candidates, self._cluster_of)
         present: set[str] = set()  # stored ids whose text is still in the source (for prune)
         with writer_lock(self._settings.data_dir):
+            self._sync_lexical()
             batch: list[tuple[Article, str]] = []
             run_texts: dict[str, str] = {}
             for article, origin in self._articles(paths, report):
@@ -210,7 +226,7 @@ class Ingestor:
             if prune:
                 origins = [str(p.resolve()) for p in paths if p != STDIN]
                 gone = sorted(self._registry.ids_from_origins(origins) - present)
-                delete_articles(self._store, self._registry, gone)
+                delete_articles(self._store, self._registry, self._lexical, gone)
                 report.articles_pruned = len(gone)
         report.bytes_done = report.bytes_total
         report.seconds = time.perf_counter() - started
@@ -315,15 +331,20 @@ class Ingestor:
                 [p.chunk for p in batch.chunks], [vectors[p.embed_text] for p in batch.chunks], batch.extras
             )
         self._store.delete(batch.stale)
+        self._lexical.add(p.chunk for p in batch.chunks)
+        self._lexical.delete(batch.stale)
         self._registry.save(batch.records, batch.bands, batch.copies)
         report.chunks_written += len(batch.chunks)
         report.chunks_deleted += len(batch.stale)
 
 
-def delete_articles(store: ChromaStore, registry: ArticleRegistry, article_ids: list[str]) -> int:
-    """Remove articles' chunks, then their registry rows (with their copies); return chunks removed."""
+def delete_articles(
+    store: ChromaStore, registry: ArticleRegistry, lexical: LexicalIndex, article_ids: list[str]
+) -> int:
+    """Remove articles' chunks from both indexes, then their registry rows (with copies); return chunks removed."""
     chunk_ids = [cid for ids in store.chunk_ids_by_article(article_ids).values() for cid in ids]
     store.delete(chunk_ids)
+    lexical.delete(chunk_ids)
     registry.delete(article_ids)
     return len(chunk_ids)
 
@@ -333,7 +354,7 @@ def delete_article(settings: Settings, store: ChromaStore, registry: ArticleRegi
     with writer_lock(settings.data_dir):
         article_id, copy = registry.find(id_or_url)
         if article_id is not None:
-            removed = delete_articles(store, registry, [article_id])
+            removed = delete_articles(store, registry, LexicalIndex(settings.lexical_db), [article_id])
             return f"deleted article {article_id} ({removed} chunks)"
         if copy is not None:
             registry.delete_copy(copy.copy_id)

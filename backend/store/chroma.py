@@ -181,6 +181,16 @@ class ChromaStore:
             for i, d, m, dist in zip(ids, documents, metadatas, distances, strict=True)
         ]
 
+    def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, Chunk]:
+        if not chunk_ids:
+            return {}
+        result = self._collection.get(ids=list(chunk_ids), include=["documents", "metadatas"])
+        documents = result["documents"] or []
+        metadatas = result["metadatas"] or []
+        return {
+            i: chunk_from_record(i, d, dict(m)) for i, d, m in zip(result["ids"], documents, metadatas, strict=True)
+        }
+
     def iter_chunks(self, page: int = 2000) -> Iterator[Chunk]:
         """Every stored chunk, page by page (for building the lexical index and for evaluation)."""
         offset = 0

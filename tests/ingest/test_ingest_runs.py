@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from backend.core.types import SearchQuery
-from backend.services import Services, build_registry, build_store
+from backend.services import Services, build_lexical, build_registry, build_store
 from backend.settings import Settings
 from ingest.pipeline import ArticleNotFoundError, Ingestor, IngestReport, delete_article, writer_lock
 
@@ -180,7 +180,9 @@ def _state(data: Path) -> tuple[dict[str, tuple[str, int]], set[str]]:
     settings = Settings(data_dir=data)
     registry = build_registry(settings)
     assert registry.integrity_ok()
-    return build_store(settings).chunk_index(), registry.ids()
+    chunks = build_store(settings).chunk_index()
+    assert build_lexical(settings).ids() == set(chunks)  # both indexes describe the same chunks
+    return chunks, registry.ids()
 
 
 @pytest.mark.slow
@@ -236,3 +238,34 @@ def test_a_second_ingest_on_the_same_directory_fails_at_once(tmp_path: Path) -> 
     assert result.returncode == 2
     assert "another ingest is writing to" in result.stderr
     assert time.monotonic() - started < 60
+
+
+def test_lexical_and_vector_indexes_hold_the_same_chunks_through_adds_replacements_and_deletes(
+    services: Services, settings: Settings, tmp_path: Path
+) -> None:
+    def agree() -> None:
+        assert services.lexical.ids() == set(services.store.chunk_index())
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    _jsonl(
+        folder / "a.jsonl",
+        [{"id": f"x{i}", "url": f"https://e.org/x{i}", "text": _story(70 + i, 12)} for i in range(4)],
+    )
+    (folder / "b.txt").write_text(f"Lone title\n{_story(80)}", encoding="utf-8")
+    ingestor = _ingestor(services, settings)
+    ingestor.ingest([folder])
+    agree()
+    _jsonl(
+        folder / "a.jsonl",
+        [{"id": "x0", "text": "A short replacement story about ports."}, {"id": "x1", "text": _story(71, 12)}],
+    )
+    ingestor.ingest([folder], prune=True)  # x0 replaced, x2 and x3 pruned
+    agree()
+    delete_article(settings, services.store, services.registry, "x1")
+    agree()
+    assert services.lexical.count() == services.store.count() > 0
+    # A lexical index that lost its rows (a crash between the two writes) is rebuilt by the next run.
+    services.lexical.clear()
+    ingestor.ingest([folder])
+    agree()

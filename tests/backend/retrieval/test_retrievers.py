@@ -32,7 +32,7 @@ def test_reciprocal_rank_fusion_rewards_agreement() -> None:
 
 @pytest.mark.parametrize("name", ["dense", "bm25", "hybrid"])
 def test_every_retriever_finds_the_qaratapa_article_and_respects_filters(demo_services: Services, name: str) -> None:
-    retriever = build_retriever(name, demo_services.embedder, demo_services.store)
+    retriever = build_retriever(name, demo_services.embedder, demo_services.store, demo_services.lexical)
     assert retriever.retrieve(SearchQuery(QARATAPA_QUESTION, k=3))[0].chunk.article_id == QARATAPA_ID
     early = retriever.retrieve(SearchQuery(QARATAPA_QUESTION, k=10, as_of=date(2023, 10, 3)))
     assert QARATAPA_ID not in {h.chunk.article_id for h in early}
@@ -42,4 +42,4 @@ def test_every_retriever_finds_the_qaratapa_article_and_respects_filters(demo_se
 
 def test_unknown_retriever_names_are_refused(demo_services: Services) -> None:
     with pytest.raises(ValueError, match="unknown retriever 'magic'"):
-        build_retriever("magic", demo_services.embedder, demo_services.store)
+        build_retriever("magic", demo_services.embedder, demo_services.store, demo_services.lexical)
