@@ -53,8 +53,7 @@ def run(n_articles: int) -> dict[str, object]:
         embedder.seconds = 0.0
 
         def progress(report: IngestReport) -> None:
-            done = report.bytes_done / report.bytes_total if report.bytes_total else 0
-            print(f"\r  ingest {done:4.0%}  chunks {report.chunks_written}", end="", file=sys.stderr, flush=True)
+            print(f"\r  {report.progress_line()}", end="", file=sys.stderr, flush=True)
 
         ingestor = Ingestor(settings, embedder, build_store(settings), build_registry(settings))
         started = time.perf_counter()

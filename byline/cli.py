@@ -32,15 +32,7 @@ def _progress(quiet: bool) -> Callable[[IngestReport], None]:
     def show(report: IngestReport) -> None:
         if quiet:
             return
-        rate = report.chunks_written / report.seconds if report.seconds else 0.0
-        done = report.bytes_done / report.bytes_total if report.bytes_total else 0.0
-        eta = report.seconds * (1 - done) / done if 0 < done < 1 else 0.0
-        bar = "#" * int(done * 20)
-        line = (
-            f"[{bar:<20}] {done:4.0%} articles {report.articles_seen} "
-            f"(new {report.articles_new}, updated {report.articles_updated}, unchanged {report.articles_unchanged}), "
-            f"chunks {report.chunks_written} ({rate:.1f}/s), errors {len(report.errors)}, ETA {eta:.0f}s"
-        )
+        line = report.progress_line()
         sys.stderr.write(f"\r{line}\x1b[K" if tty else f"{line}\n")
         sys.stderr.flush()
 
@@ -101,15 +93,15 @@ def ingest(
 @app.command()
 def delete(ids: Annotated[list[str], typer.Argument(help="Article ids or URLs.")]) -> None:
     """Remove articles (by id or URL) and their chunks from the archive."""
-    from backend.services import build_registry, build_store
+    from backend.services import build_lexical, build_registry, build_store
     from backend.settings import get_settings
     from ingest.pipeline import ArticleNotFoundError, WriterBusyError, delete_article
 
     settings = get_settings()
-    store, registry, missing = build_store(settings), build_registry(settings), 0
+    store, registry, lexical, missing = build_store(settings), build_registry(settings), build_lexical(settings), 0
     for id_or_url in ids:
         try:
-            typer.echo(delete_article(settings, store, registry, id_or_url))
+            typer.echo(delete_article(settings, store, registry, lexical, id_or_url))
         except ArticleNotFoundError as exc:
             typer.echo(f"error: {exc}", err=True)
             missing += 1

@@ -88,10 +88,7 @@ def main() -> None:
     )
 
     def progress(report: IngestReport) -> None:
-        done = report.bytes_done / report.bytes_total if report.bytes_total else 0.0
-        eta = report.seconds * (1 - done) / done if 0 < done < 1 else 0.0
-        print(f"\r  ingest {done:4.0%}, {report.articles_seen} articles, {report.chunks_written} chunks, "
-              f"ETA {eta:.0f}s", end="", file=sys.stderr, flush=True)  # fmt: skip
+        print(f"\r{report.progress_line()}", end="", file=sys.stderr, flush=True)
 
     report = ingestor.ingest([args.data_dir / "slice.jsonl"], progress=progress)
     print(file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,6 +189,3 @@ def paired_comparison(a: Sequence[float], b: Sequence[float], *, resamples: int 
 
 def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q)) if values else math.nan
-
-
-MetricFn = Callable[[Sequence[Ranked]], float]

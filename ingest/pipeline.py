@@ -68,6 +68,17 @@ class IngestReport:
     def articles_seen(self) -> int:
         return self.articles_stored + self.articles_unchanged + self.exact_copies
 
+    def progress_line(self) -> str:
+        """One line for a progress display: share of bytes read, articles, chunk rate, ETA."""
+        rate = self.chunks_written / self.seconds if self.seconds else 0.0
+        done = self.bytes_done / self.bytes_total if self.bytes_total else 0.0
+        eta = self.seconds * (1 - done) / done if 0 < done < 1 else 0.0
+        return (
+            f"[{'#' * int(done * 20):<20}] {done:4.0%} articles {self.articles_seen} "
+            f"(new {self.articles_new}, updated {self.articles_updated}, unchanged {self.articles_unchanged}), "
+            f"chunks {self.chunks_written} ({rate:.1f}/s), errors {len(self.errors)}, ETA {eta:.0f}s"
+        )
+
     def summary(self) -> str:
         rate = self.chunks_written / self.seconds if self.seconds else 0.0
         lines = [
@@ -349,12 +360,14 @@ def delete_articles(
     return len(chunk_ids)
 
 
-def delete_article(settings: Settings, store: ChromaStore, registry: ArticleRegistry, id_or_url: str) -> str:
+def delete_article(
+    settings: Settings, store: ChromaStore, registry: ArticleRegistry, lexical: LexicalIndex, id_or_url: str
+) -> str:
     """Remove an article (by id or URL) with its chunks, or one recorded copy of it; say what went."""
     with writer_lock(settings.data_dir):
         article_id, copy = registry.find(id_or_url)
         if article_id is not None:
-            removed = delete_articles(store, registry, LexicalIndex(settings.lexical_db), [article_id])
+            removed = delete_articles(store, registry, lexical, [article_id])
             return f"deleted article {article_id} ({removed} chunks)"
         if copy is not None:
             registry.delete_copy(copy.copy_id)

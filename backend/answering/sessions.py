@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import uuid
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,14 +35,12 @@ def new_session_id() -> str:
     return uuid.uuid4().hex
 
 
-class SessionStore:
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        sqlite.create(path, _SCHEMA)
+class SessionStore(sqlite.SqliteStore):
+    schema = _SCHEMA
 
-    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
-        return sqlite.connect(self._path)
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._lock = threading.Lock()
 
     def history(self, session_id: str, limit: int) -> list[Turn]:
         if limit <= 0:

@@ -121,12 +121,3 @@ class AskResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     chunks: int
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details."""
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str

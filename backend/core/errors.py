@@ -8,18 +8,3 @@ class BylineError(Exception):
 
     status = 500
     title = "Internal error"
-
-
-class InvalidRequestError(BylineError):
-    status = 400
-    title = "Invalid request"
-
-
-class NotFoundError(BylineError):
-    status = 404
-    title = "Not found"
-
-
-class StoreUnavailableError(BylineError):
-    status = 503
-    title = "Store unavailable"

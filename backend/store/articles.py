@@ -14,7 +14,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,14 +87,12 @@ class Copy:
     origin: str | None
 
 
-class ArticleRegistry:
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        sqlite.create(path, _SCHEMA)
+class ArticleRegistry(sqlite.SqliteStore):
+    schema = _SCHEMA
 
-    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
-        return sqlite.connect(self._path)
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._lock = threading.Lock()
 
     def get(self, article_ids: Sequence[str]) -> dict[str, ArticleRecord]:
         if not article_ids:
@@ -137,16 +134,6 @@ class ArticleRegistry:
         for row in rows:
             copy = Copy(*row)
             found.setdefault(copy.article_id, []).append(copy)
-        return found
-
-    def cluster_members(self, cluster_ids: Sequence[str]) -> dict[str, list[ArticleRecord]]:
-        found: dict[str, list[ArticleRecord]] = {}
-        if not cluster_ids:
-            return found
-        with self._connect() as db:
-            rows = _select_in(db, "SELECT * FROM articles WHERE cluster_id IN ({}) ORDER BY id", cluster_ids)
-        for record in map(_record, rows):
-            found.setdefault(record.cluster_id, []).append(record)
         return found
 
     def lsh_candidates(self, bands: Sequence[tuple[int, int]]) -> dict[str, np.ndarray]:

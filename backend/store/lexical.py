@@ -9,11 +9,8 @@ question's terms only; nothing is rebuilt per query, and several processes can r
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
-from pathlib import Path
 
 from backend.core.dates import end_of_day, start_of_day
 from backend.core.text import content_terms
@@ -47,13 +44,8 @@ def terms_of(chunk: Chunk) -> list[str]:
     return content_terms(f"{chunk.title}\n{chunk.text}")
 
 
-class LexicalIndex:
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        sqlite.create(path, _SCHEMA)
-
-    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
-        return sqlite.connect(self._path)
+class LexicalIndex(sqlite.SqliteStore):
+    schema = _SCHEMA
 
     def add(self, chunks: Iterable[Chunk]) -> None:
         """Add or replace chunks (by id)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 
@@ -26,3 +26,16 @@ def connect(path: Path, timeout: float = 30.0) -> Iterator[sqlite3.Connection]:
             yield db
     finally:
         db.close()
+
+
+class SqliteStore:
+    """Base of the small stores: the file created with its schema, a short connection per call."""
+
+    schema = ""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        create(path, self.schema)
+
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self._path)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from backend.core.types import SearchQuery
 from backend.services import Services, build_lexical, build_registry, build_store
 from backend.settings import Settings
 from ingest.pipeline import ArticleNotFoundError, Ingestor, IngestReport, delete_article, writer_lock
@@ -20,6 +19,10 @@ from ingest.pipeline import ArticleNotFoundError, Ingestor, IngestReport, delete
 
 def _ingestor(services: Services, settings: Settings) -> Ingestor:
     return Ingestor(settings, services.embedder, services.store, services.registry)
+
+
+def _delete(services: Services, settings: Settings, key: str) -> str:
+    return delete_article(settings, services.store, services.registry, services.lexical, key)
 
 
 def _jsonl(path: Path, records: list[dict[str, object]]) -> Path:
@@ -58,9 +61,7 @@ def test_exact_copies_are_stored_once_and_keep_every_url_and_outlet(
     }
     # A copy is found by its own URL too, and deleting it leaves the article.
     assert services.registry.find("https://post.example/1")[1] is not None
-    assert "deleted copy post-1" in delete_article(
-        settings, services.store, services.registry, "https://post.example/1"
-    )
+    assert "deleted copy post-1" in _delete(services, settings, "https://post.example/1")
     assert services.store.chunk_ids_by_article(["wire-1"])
 
 
@@ -74,18 +75,9 @@ def test_near_duplicates_share_a_story_cluster_on_every_chunk(
         [_jsonl(tmp_path / "b.jsonl", [{"id": "b", "text": edited}, {"id": "c", "text": _story(3, 30)}])]
     )
     assert first.clusters == {} and second.clusters == {"a": ["a", "b"]}
-    clusters = {services.store.chunk_index()[cid][0]: h for cid, h in _cluster_ids(services).items()}
+    clusters = {c.article_id: c.cluster_id for c in services.store.iter_chunks()}
     assert clusters == {"a": "a", "b": "a", "c": "c"}
     assert "story clusters: 1 with several articles (2 articles)" in second.summary()
-
-
-def _cluster_ids(services: Services) -> dict[str, str]:
-    hits = services.store.query(services.embedder.embed_query("officials"), _query(), n=100)
-    return {h.chunk.id: h.chunk.cluster_id or "" for h in hits}
-
-
-def _query() -> SearchQuery:
-    return SearchQuery("officials", k=100)
 
 
 def test_delete_by_id_and_url_and_a_clear_error_for_unknown(
@@ -93,14 +85,12 @@ def test_delete_by_id_and_url_and_a_clear_error_for_unknown(
 ) -> None:
     records = [{"id": f"d{i}", "url": f"https://e.org/{i}", "text": _story(10 + i)} for i in range(3)]
     _ingestor(services, settings).ingest([_jsonl(tmp_path / "a.jsonl", records)])
-    assert delete_article(settings, services.store, services.registry, "d0").startswith("deleted article d0")
-    assert delete_article(settings, services.store, services.registry, "https://e.org/1").startswith(
-        "deleted article d1"
-    )
+    assert _delete(services, settings, "d0").startswith("deleted article d0")
+    assert _delete(services, settings, "https://e.org/1").startswith("deleted article d1")
     assert set(services.store.chunk_ids_by_article(["d0", "d1", "d2"])) == {"d2"}
     assert set(services.registry.get(["d0", "d1", "d2"])) == {"d2"}
     with pytest.raises(ArticleNotFoundError, match="nothing-here"):
-        delete_article(settings, services.store, services.registry, "nothing-here")
+        _delete(services, settings, "nothing-here")
 
 
 def test_prune_removes_articles_gone_from_the_given_source_only(
@@ -116,7 +106,7 @@ def test_prune_removes_articles_gone_from_the_given_source_only(
     (folder / "1.txt").unlink()
     report = ingestor.ingest([folder], prune=True)
     assert (report.articles_unchanged, report.articles_pruned) == (2, 1)
-    titles = {h.chunk.title for h in services.store.query(services.embedder.embed_query("x"), _query(), n=100)}
+    titles = {c.title for c in services.store.iter_chunks()}
     assert titles == {"Title 0", "Title 2", ""}
     assert "elsewhere" in services.registry.get(["elsewhere"])
 
@@ -129,7 +119,7 @@ def test_oversized_articles_are_cut_with_a_warning(services: Services, tmp_path:
         [_jsonl(tmp_path / "big.jsonl", [{"id": "big", "text": _story(40, sentences=200)}])]
     )
     assert report.articles_new == 1 and "cut to 1,000" in str(report.warnings[0])
-    chunk_texts = [h.chunk.text for h in services.store.query(services.embedder.embed_query("x"), _query(), n=100)]
+    chunk_texts = [c.text for c in services.store.iter_chunks()]
     assert sum(len(t) for t in chunk_texts) <= 1000 + 300  # overlap repeats a sentence or two
 
 
@@ -150,7 +140,7 @@ def test_a_folder_of_good_and_broken_files(services: Services, settings: Setting
     failed = sorted({e.path.name for e in report.errors})
     assert failed == ["binary.json", "broken.html", "broken.rss", "empty.txt", "truncated.json"]
     assert report.articles_new == 6  # 3 JSONL + good.txt + nul.txt + latin1.csv (with replacement characters)
-    nul = [h.chunk for h in services.store.query(services.embedder.embed_query("NUL bytes"), _query(), n=100)]
+    nul = list(services.store.iter_chunks())
     assert all("\x00" not in c.text and "\ufffd" not in c.text for c in nul)
 
 
@@ -262,7 +252,7 @@ def test_lexical_and_vector_indexes_hold_the_same_chunks_through_adds_replacemen
     )
     ingestor.ingest([folder], prune=True)  # x0 replaced, x2 and x3 pruned
     agree()
-    delete_article(settings, services.store, services.registry, "x1")
+    _delete(services, settings, "x1")
     agree()
     assert services.lexical.count() == services.store.count() > 0
     # A lexical index that lost its rows (a crash between the two writes) is rebuilt by the next run.

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from backend.core.types import SearchQuery
 from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services, build_registry, build_store
 from backend.settings import Settings
@@ -91,9 +90,7 @@ def test_folders_are_walked_and_text_files_use_their_first_line_as_title(
         f"{folder / 'empty.txt'}: empty file",
         f"{tmp_path / 'nope.jsonl'}: no such file or folder",
     ]
-    titles = {
-        h.chunk.title for h in services.store.query(services.embedder.embed_query("story"), SearchQuery("story"), n=10)
-    }
+    titles = {c.title for c in services.store.iter_chunks()}
     assert titles == {"The headline", "A markdown title"}
 
 
