@@ -12,7 +12,10 @@ from backend.embedding import SentenceTransformerEmbedder
 from backend.retrieval.dense import DenseRetriever
 from backend.retrieval.hybrid import HybridRetriever
 from backend.retrieval.lexical import BM25Retriever
-from backend.settings import Settings
+from backend.retrieval.news import NewsRetriever
+from backend.retrieval.reading import QueryReader
+from backend.retrieval.rerank import CheapReranker, CrossEncoderReranker, Reranker
+from backend.settings import RetrievalSettings, Settings
 from backend.store.articles import ArticleRegistry
 from backend.store.chroma import ChromaStore
 from backend.store.lexical import LexicalIndex
@@ -25,6 +28,7 @@ class Services:
     store: ChromaStore
     lexical: LexicalIndex
     registry: ArticleRegistry
+    reader: QueryReader
     retriever: Retriever
     answers: AnswerChain
 
@@ -43,23 +47,57 @@ def build_generator(settings: Settings, embedder: Embedder) -> AnswerGenerator:
             return ExtractiveAnswerer(embedder, settings.answer)
 
 
-RETRIEVERS = ("dense", "bm25", "hybrid")
+RETRIEVERS = ("dense", "bm25", "hybrid", "news")
 
 
 def build_lexical(settings: Settings) -> LexicalIndex:
     return LexicalIndex(settings.lexical_db)
 
 
-def build_retriever(name: str, embedder: Embedder, store: ChromaStore, lexical: LexicalIndex) -> Retriever:
+def retrieval_settings(spec: str, base: RetrievalSettings) -> tuple[str, RetrievalSettings]:
+    """``"news:time_mode=boost,rerank=false"``: a retriever name with settings changed for it.
+
+    The evaluation suite compares variants side by side this way; values are validated like
+    environment settings, so a typo is an error, not a silent default.
+    """
+    name, _, options = spec.partition(":")
+    if name not in RETRIEVERS:
+        raise ValueError(f"unknown retriever {name!r}; known: {', '.join(RETRIEVERS)}")
+    overrides: dict[str, str] = {}
+    for item in filter(None, (o.strip() for o in options.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or key not in RetrievalSettings.model_fields:
+            raise ValueError(f"bad retriever option {item!r} in {spec!r}; options are retrieval settings, key=value")
+        overrides[key] = value
+    return name, RetrievalSettings.model_validate({**base.model_dump(), **overrides})
+
+
+def build_reranker(settings: RetrievalSettings, device: str = "cpu") -> Reranker:
+    if settings.cross_encoder:
+        return CrossEncoderReranker(settings.cross_encoder, device=device)
+    return CheapReranker()
+
+
+def build_retriever(
+    spec: str,
+    settings: Settings,
+    embedder: Embedder,
+    store: ChromaStore,
+    lexical: LexicalIndex,
+    registry: ArticleRegistry | None = None,
+) -> Retriever:
+    name, options = retrieval_settings(spec, settings.retrieval)
+    dense, bm25 = DenseRetriever(embedder, store), BM25Retriever(lexical, store)
     match name:
         case "dense":
-            return DenseRetriever(embedder, store)
+            return dense
         case "bm25":
-            return BM25Retriever(lexical, store)
+            return bm25
         case "hybrid":
-            return HybridRetriever(DenseRetriever(embedder, store), BM25Retriever(lexical, store))
+            return HybridRetriever(dense, bm25, depth=options.depth)
         case _:
-            raise ValueError(f"unknown retriever {name!r}; known: {', '.join(RETRIEVERS)}")
+            reranker = build_reranker(options, settings.embedding.device) if options.rerank else None
+            return NewsRetriever(dense, bm25, options, reranker=reranker, registry=registry)
 
 
 def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
@@ -67,8 +105,11 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     embedder = embedder or SentenceTransformerEmbedder(settings.embedding)
     store = build_store(settings)
     lexical = build_lexical(settings)
-    retriever = build_retriever(settings.retrieval.retriever, embedder, store, lexical)
+    registry = build_registry(settings)
+    reader = QueryReader(registry.outlets)
+    retriever = build_retriever(settings.retrieval.retriever, settings, embedder, store, lexical, registry)
     answers = AnswerChain(
+        reader,
         retriever,
         build_generator(settings, embedder),
         SessionStore(settings.sessions_db),
@@ -81,7 +122,8 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         embedder=embedder,
         store=store,
         lexical=lexical,
-        registry=build_registry(settings),
+        registry=registry,
+        reader=reader,
         retriever=retriever,
         answers=answers,
     )

@@ -42,7 +42,31 @@ class IngestSettings(BaseModel):
 class RetrievalSettings(BaseModel):
     k: int = Field(default=10, ge=1, le=100)
     # The retriever /search and /ask use; the evaluation suite compares any of them by name.
-    retriever: Literal["dense", "bm25", "hybrid"] = "dense"
+    # "news" is the full pipeline: hybrid first stage, time and outlet reading, rerank, collapse.
+    retriever: Literal["dense", "bm25", "hybrid", "news"] = "news"
+    # Candidates each first-stage retriever contributes to fusion and reranking.
+    depth: int = Field(default=50, ge=1, le=500)
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    dense_weight: float = Field(default=0.5, ge=0.0, le=1.0)  # for "weighted" fusion
+    # A time window read from the question ("last week") either filters or lifts matching articles.
+    time_mode: Literal["filter", "boost", "off"] = "filter"
+    time_boost: float = Field(default=0.3, ge=0.0)
+    # Without a time in the question: a lift for articles published shortly before as_of.
+    recency_weight: float = Field(default=0.0, ge=0.0)
+    recency_half_life_days: float = Field(default=30.0, gt=0.0)
+    # An outlet named in the question ("according to Reuters") filters or lifts its articles.
+    source_mode: Literal["filter", "boost", "off"] = "filter"
+    source_boost: float = Field(default=0.3, ge=0.0)
+    # Second stage over the top candidates: our own cheap reranker, or a sentence-transformers
+    # CrossEncoder (name or path) when one is configured.
+    rerank: bool = True
+    rerank_depth: int = Field(default=30, ge=1, le=200)
+    rerank_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    cross_encoder: str | None = None
+    # One hit per article and per wire story (the others reported as "also in").
+    collapse: bool = True
+    per_outlet_cap: int = Field(default=0, ge=0)  # 0: no cap
+    mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)  # None: no MMR
 
 
 class AnswerSettings(BaseModel):

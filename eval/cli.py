@@ -60,23 +60,32 @@ def retrieval(
     questions: Annotated[Path, typer.Argument(help="Question set (JSONL).")],
     k: Annotated[int, typer.Option(min=1, max=100, help="Passages retrieved per question.")] = 10,
     retriever: Annotated[
-        list[str] | None, typer.Option("--retriever", help="Retriever by name, repeatable: dense, bm25, default.")
+        list[str] | None,
+        typer.Option(
+            "--retriever",
+            help="Retriever by name, repeatable: dense, bm25, hybrid, news, default;"
+            " with settings changed as in news:time_mode=boost,rerank=false.",
+        ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/eval/retrieval"),
 ) -> None:
     """Hit@k, recall, MRR, nDCG (passage and article level) and latency, retrievers side by side."""
-    from backend.services import RETRIEVERS, build_services
+    from backend.services import build_services, retrieval_settings
     from backend.settings import get_settings
     from eval.report import write_retrieval
     from eval.runner import evaluate_retrieval
 
     names = retriever or DEFAULT_RETRIEVERS
-    unknown = [n for n in names if n not in (*RETRIEVERS, "default")]
-    if unknown:
-        typer.echo(f"error: unknown retriever {unknown}; known: {', '.join((*RETRIEVERS, 'default'))}", err=True)
-        raise typer.Exit(2)
+    settings = get_settings()
+    for name in names:
+        if name != "default":
+            try:
+                retrieval_settings(name, settings.retrieval)
+            except ValueError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from exc
     items = _questions(questions)
-    services = build_services(get_settings())
+    services = build_services(settings)
     rows = evaluate_retrieval(services, items, names, k, _progress("retrieval"))
     report = write_retrieval(rows, {**_context(services, questions), "k": k}, out)
     typer.echo((out / "report.md").read_text(encoding="utf-8"))

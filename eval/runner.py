@@ -9,7 +9,7 @@ from typing import Any
 
 from backend.answering.sessions import new_session_id
 from backend.core.dates import end_of_day
-from backend.core.types import Chunk, SearchQuery
+from backend.core.types import Chunk
 from backend.services import Services, build_retriever
 from eval.metrics import (
     Ranked,
@@ -104,7 +104,7 @@ def evaluate_retrieval(
     # "default" is whichever retriever the settings choose; one instance serves both names.
     resolved = {n: services.settings.retrieval.retriever if n == "default" else n for n in retrievers}
     built = {
-        r: build_retriever(r, services.embedder, services.store, services.lexical)
+        r: build_retriever(r, services.settings, services.embedder, services.store, services.lexical, services.registry)
         for r in dict.fromkeys(resolved.values())
     }
     rows: list[RetrievalRow] = []
@@ -114,7 +114,7 @@ def evaluate_retrieval(
         results = {}
         for real, retriever in built.items():
             started = time.perf_counter()
-            hits = retriever.retrieve(SearchQuery(text=query, k=k, as_of=question.as_of))
+            hits = retriever.retrieve(services.reader.query(query, k=k, as_of=question.as_of))
             results[real] = (hits, (time.perf_counter() - started) * 1000)
         for name, real in resolved.items():
             hits, latency = results[real]

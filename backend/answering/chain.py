@@ -16,7 +16,8 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 from backend.answering.rewrite import rewrite_followup
 from backend.answering.sessions import SessionStore, new_session_id
 from backend.core.protocols import AnswerGenerator, Retriever
-from backend.core.types import Answer, Citation, Draft, Hit, SearchFilters, SearchQuery, Source, Turn
+from backend.core.types import Answer, Citation, Draft, Hit, Reading, SearchFilters, SearchQuery, Source, Turn
+from backend.retrieval.reading import QueryReader
 
 NOT_FOUND = "The archive has no article that answers this question."
 
@@ -91,6 +92,7 @@ def verify_citations(draft: Draft, sources: Sequence[Source]) -> tuple[str, tupl
 class AnswerChain:
     def __init__(
         self,
+        reader: QueryReader,
         retriever: Retriever,
         generator: AnswerGenerator,
         sessions: SessionStore,
@@ -99,6 +101,7 @@ class AnswerChain:
         max_sources: int,
         history_turns: int,
     ) -> None:
+        self._reader = reader
         self._retriever = retriever
         self._generator = generator
         self._sessions = sessions
@@ -111,8 +114,13 @@ class AnswerChain:
         def rewrite(x: dict[str, Any]) -> str:
             return rewrite_followup(x["question"], x["history"])
 
+        def read(x: dict[str, Any]) -> Reading:
+            return self._reader.read(x["rewritten"], x["as_of"])
+
         def retrieve(x: dict[str, Any]) -> list[Hit]:
-            query = SearchQuery(text=x["rewritten"], k=x["k"], as_of=x["as_of"], filters=x["filters"])
+            query = SearchQuery(
+                text=x["rewritten"], k=x["k"], as_of=x["as_of"], filters=x["filters"], reading=x["reading"]
+            )
             return self._retriever.retrieve(query)
 
         def sources(x: dict[str, Any]) -> list[Source]:
@@ -126,10 +134,17 @@ class AnswerChain:
             if not text:
                 text, citations = NOT_FOUND, ()
             retrieved = tuple(s.article_id for s in x["sources"])
-            return {"rewritten": x["rewritten"], "text": text, "citations": citations, "retrieved": retrieved}
+            return {
+                "rewritten": x["rewritten"],
+                "reading": x["reading"],
+                "text": text,
+                "citations": citations,
+                "retrieved": retrieved,
+            }
 
         return (
             RunnablePassthrough.assign(rewritten=RunnableLambda(rewrite))
+            | RunnablePassthrough.assign(reading=RunnableLambda(read))
             | RunnablePassthrough.assign(hits=RunnableLambda(retrieve))
             | RunnablePassthrough.assign(sources=RunnableLambda(sources))
             | RunnablePassthrough.assign(draft=RunnableLambda(generate))
@@ -163,6 +178,7 @@ class AnswerChain:
             session_id=session_id,
             rewritten_query=turn.rewritten_query,
             retrieved=out["retrieved"],
+            reading=out["reading"],
         )
 
     def rewrite(self, question: str, session_id: str) -> str:

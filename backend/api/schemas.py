@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backend.core.types import Answer, Citation, Hit, SearchFilters
+from backend.core.types import Answer, Citation, Hit, Reading, SearchFilters
 
 _MAX_QUERY_CHARS = 2000
 
@@ -50,6 +50,7 @@ class SearchResult(BaseModel):
     published_at: datetime | None
     text: str
     score: float
+    also_in: list[str] = Field(default_factory=list, description="Other outlets that carried the same story.")
 
     @classmethod
     def from_hit(cls, hit: Hit) -> SearchResult:
@@ -63,11 +64,33 @@ class SearchResult(BaseModel):
             published_at=c.published_at,
             text=c.text,
             score=round(hit.score, 6),
+            also_in=list(hit.also_in),
         )
+
+
+class WindowOut(BaseModel):
+    start: date | None
+    end: date | None
+    phrase: str = Field(description="The words of the question the window was read from.")
+
+
+class ReadingOut(BaseModel):
+    """How the question was read: the time window and outlets it names (used to filter or rank)."""
+
+    window: WindowOut | None
+    sources: list[str]
+    source_phrase: str
+
+    @classmethod
+    def from_core(cls, r: Reading) -> ReadingOut:
+        window = WindowOut(start=r.window.start, end=r.window.end, phrase=r.window.phrase) if r.window else None
+        return cls(window=window, sources=list(r.sources), source_phrase=r.source_phrase)
 
 
 class SearchResponse(BaseModel):
     results: list[SearchResult]
+    as_of: date
+    reading: ReadingOut
 
 
 class AskRequest(Strict):
@@ -106,6 +129,7 @@ class AskResponse(BaseModel):
     session_id: str
     rewritten_query: str
     as_of: date
+    reading: ReadingOut
 
     @classmethod
     def from_core(cls, a: Answer, as_of: date) -> AskResponse:
@@ -115,6 +139,7 @@ class AskResponse(BaseModel):
             session_id=a.session_id,
             rewritten_query=a.rewritten_query,
             as_of=as_of,
+            reading=ReadingOut.from_core(a.reading),
         )
 
 

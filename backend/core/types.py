@@ -37,7 +37,9 @@ class Chunk:
 @dataclass(frozen=True, slots=True)
 class Hit:
     chunk: Chunk
-    score: float  # cosine similarity, higher is better
+    score: float  # higher is better; its scale depends on the retriever (cosine, BM25, fused)
+    # Other outlets that carried the same story (wire copies), collapsed into this hit.
+    also_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +50,37 @@ class SearchFilters:
 
 
 @dataclass(frozen=True, slots=True)
+class DateWindow:
+    """A span of days read from a question ("last week", "since May"); open ends are None."""
+
+    start: date | None
+    end: date | None
+    phrase: str = ""  # the words it was read from
+
+    def contains(self, day: date) -> bool:
+        return (self.start is None or day >= self.start) and (self.end is None or day <= self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """How a question was read before retrieval: the time and outlets it names, in its own words."""
+
+    window: DateWindow | None = None
+    sources: tuple[str, ...] = ()  # outlets of the archive the question names
+    source_phrase: str = ""
+    text: str = ""  # the question without its time words, for retrievers that use the window
+
+
+@dataclass(frozen=True, slots=True)
 class SearchQuery:
     text: str
     k: int = 10
     # The day the question is asked: nothing published after it is used. Undated articles pass.
     as_of: date | None = None
     filters: SearchFilters = SearchFilters()
+    # What the question itself says about time and outlets. Advisory: the news retriever filters
+    # or boosts by it, the plain ones (dense, bm25, hybrid) ignore it.
+    reading: Reading = Reading()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +128,7 @@ class Answer:
     rewritten_query: str
     # Articles the generator was given, in source order: what a citation may point to.
     retrieved: tuple[str, ...] = ()
+    reading: Reading = Reading()
 
 
 @dataclass(frozen=True, slots=True)

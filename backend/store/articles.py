@@ -223,6 +223,15 @@ class ArticleRegistry(sqlite.SqliteStore):
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
 
+    def outlets(self) -> dict[str, int]:
+        """Outlet names with their number of stored articles, most first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT source, COUNT(*) FROM articles WHERE source IS NOT NULL AND source != ''"
+                " GROUP BY source ORDER BY COUNT(*) DESC, source"
+            ).fetchall()
+        return {name: int(n) for name, n in rows}
+
     def integrity_ok(self) -> bool:
         with self._connect() as db:
             return bool(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")

@@ -2,15 +2,24 @@
 
 It describes exactly the chunks Chroma holds: ingest adds and removes chunks in both, and a run
 that finds the two counts apart rebuilds this one from Chroma (after a crash between the two
-writes, or for an archive ingested before the index existed). Queries read postings for the
-question's terms only; nothing is rebuilt per query, and several processes can read it.
+writes, or for an archive ingested before the index existed).
+
+Queries run in memory: each process loads the per-chunk columns once (a few numpy arrays) and
+the postings of a term the first time a question uses it, then scores with numpy. Every write
+bumps a version number in the same transaction; a reader that sees a new version drops what it
+loaded and loads again on demand, so an API process picks up what an ingest process wrote.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
 
 from backend.core.dates import end_of_day, start_of_day
 from backend.core.text import content_terms
@@ -34,7 +43,11 @@ CREATE TABLE IF NOT EXISTS postings (
     PRIMARY KEY (term, chunk_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS postings_chunk ON postings(chunk_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('version', 0);
 """
+
+_BUMP = "UPDATE meta SET value = value + 1 WHERE key = 'version'"
 
 K1, B = 1.5, 0.75  # the usual BM25 constants
 
@@ -46,6 +59,11 @@ def terms_of(chunk: Chunk) -> list[str]:
 
 class LexicalIndex(sqlite.SqliteStore):
     schema = _SCHEMA
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._lock = threading.Lock()
+        self._loaded: _Snapshot | None = None
 
     def add(self, chunks: Iterable[Chunk]) -> None:
         """Add or replace chunks (by id)."""
@@ -65,16 +83,19 @@ class LexicalIndex(sqlite.SqliteStore):
                     ),
                 )
                 db.executemany("INSERT INTO postings VALUES (?, ?, ?)", [(t, chunk.id, n) for t, n in counts.items()])
+            db.execute(_BUMP)
 
     def delete(self, chunk_ids: Sequence[str]) -> None:
         with self._connect() as db:
             db.executemany("DELETE FROM postings WHERE chunk_id = ?", [(c,) for c in chunk_ids])
             db.executemany("DELETE FROM docs WHERE chunk_id = ?", [(c,) for c in chunk_ids])
+            db.execute(_BUMP)
 
     def clear(self) -> None:
         with self._connect() as db:
             db.execute("DELETE FROM postings")
             db.execute("DELETE FROM docs")
+            db.execute(_BUMP)
 
     def count(self) -> int:
         with self._connect() as db:
@@ -84,49 +105,114 @@ class LexicalIndex(sqlite.SqliteStore):
         with self._connect() as db:
             return {r[0] for r in db.execute("SELECT chunk_id FROM docs")}
 
+    def version(self) -> int:
+        with self._connect() as db:
+            return int(db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
+
     def search(self, query: SearchQuery, k: int) -> list[tuple[str, float]]:
         """Chunk ids with BM25 scores, best first, among the chunks the query's filters allow."""
         terms = sorted(set(content_terms(query.text)))
         if not terms:
             return []
-        where, params = _filters(query)
-        scores: dict[str, float] = {}
+        snapshot = self._snapshot()
+        if not snapshot.size:
+            return []
+        scores = np.zeros(snapshot.size, dtype=np.float32)
+        for term in terms:
+            postings = self._postings(snapshot, term)
+            if postings is None:
+                continue
+            rows, tf = postings
+            idf = np.log(1.0 + (snapshot.size - len(rows) + 0.5) / (len(rows) + 0.5))
+            norm = K1 * (1.0 - B + B * snapshot.length[rows] / snapshot.average)
+            scores[rows] += idf * tf * (K1 + 1.0) / (tf + norm)
+        allowed = _mask(snapshot, query) & (scores > 0)
+        candidates = np.flatnonzero(allowed)
+        if len(candidates) > k:
+            candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
+        ranked = sorted(candidates.tolist(), key=lambda i: (-scores[i], snapshot.ids[i]))
+        return [(snapshot.ids[i], float(scores[i])) for i in ranked]
+
+    def _snapshot(self) -> _Snapshot:
+        """The loaded columns, reloaded when another process (or this one) has written since."""
+        version = self.version()
+        with self._lock:
+            if self._loaded is None or self._loaded.version != version:
+                self._loaded = _load(self._path, version)
+            return self._loaded
+
+    def _postings(self, snapshot: _Snapshot, term: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None:
+        with self._lock:
+            cached = snapshot.postings.get(term)
+            if cached is not None:
+                snapshot.postings.move_to_end(term)
+                return cached if len(cached[0]) else None
         with self._connect() as db:
-            total, average = db.execute("SELECT COUNT(*), AVG(length) FROM docs").fetchone()
-            if not total:
-                return []
-            for term in terms:
-                (df,) = db.execute("SELECT COUNT(*) FROM postings WHERE term = ?", (term,)).fetchone()
-                if not df:
-                    continue
-                idf = math.log(1 + (total - df + 0.5) / (df + 0.5))
-                rows = db.execute(
-                    "SELECT p.chunk_id, p.tf, d.length FROM postings p JOIN docs d ON d.chunk_id = p.chunk_id"
-                    f" WHERE p.term = ?{where}",
-                    (term, *params),
-                )
-                for chunk_id, tf, length in rows:
-                    gain = idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / average))
-                    scores[chunk_id] = scores.get(chunk_id, 0.0) + gain
-        return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+            found = db.execute("SELECT chunk_id, tf FROM postings WHERE term = ?", (term,)).fetchall()
+        position = snapshot.position
+        pairs = [(position[c], tf) for c, tf in found if c in position]
+        rows = np.fromiter((r for r, _ in pairs), dtype=np.int64, count=len(pairs))
+        tf = np.fromiter((t for _, t in pairs), dtype=np.float32, count=len(pairs))
+        with self._lock:
+            snapshot.postings[term] = (rows, tf)
+            while len(snapshot.postings) > _CACHED_TERMS:
+                snapshot.postings.popitem(last=False)
+        return (rows, tf) if len(rows) else None
 
 
-def _filters(query: SearchQuery) -> tuple[str, list[object]]:
-    """The same filters as the vector store's, as SQL over the docs table."""
-    clauses: list[str] = []
-    params: list[object] = []
+_CACHED_TERMS = 50_000  # postings lists kept in memory per process; the rarest are most of them
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    version: int
+    ids: list[str]
+    position: dict[str, int]
+    length: npt.NDArray[np.float32]
+    published_ts: npt.NDArray[np.int64]
+    dated: npt.NDArray[np.bool_]
+    source: npt.NDArray[np.int32]  # index into source_codes
+    source_codes: dict[str, int]
+    average: float
+    postings: OrderedDict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = field(
+        default_factory=OrderedDict
+    )
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+
+def _load(path: Path, version: int) -> _Snapshot:
+    with sqlite.connect(path) as db:
+        rows = db.execute("SELECT chunk_id, length, published_ts, dated, source_key FROM docs").fetchall()
+    codes: dict[str, int] = {}
+    ids = [r[0] for r in rows]
+    length = np.array([r[1] for r in rows], dtype=np.float32)
+    return _Snapshot(
+        version=version,
+        ids=ids,
+        position={c: i for i, c in enumerate(ids)},
+        length=length,
+        published_ts=np.array([r[2] for r in rows], dtype=np.int64),
+        dated=np.array([bool(r[3]) for r in rows], dtype=np.bool_),
+        source=np.array([codes.setdefault(r[4], len(codes)) for r in rows], dtype=np.int32),
+        source_codes=codes,
+        average=float(length.mean()) if len(rows) else 0.0,
+    )
+
+
+def _mask(s: _Snapshot, query: SearchQuery) -> npt.NDArray[np.bool_]:
+    """The same filters as the vector store's, over the loaded columns."""
+    keep = np.ones(s.size, dtype=np.bool_)
     if query.as_of is not None:
-        clauses.append("(d.published_ts <= ? OR d.dated = 0)")
-        params.append(end_of_day(query.as_of))
+        keep &= (s.published_ts <= end_of_day(query.as_of)) | ~s.dated
     f = query.filters
     if f.published_after is not None:
-        clauses.append("d.dated = 1 AND d.published_ts >= ?")
-        params.append(start_of_day(f.published_after))
+        keep &= s.dated & (s.published_ts >= start_of_day(f.published_after))
     if f.published_before is not None:
-        clauses.append("d.dated = 1 AND d.published_ts <= ?")
-        params.append(end_of_day(f.published_before))
+        keep &= s.dated & (s.published_ts <= end_of_day(f.published_before))
     if f.sources:
-        keys = sorted({source_key(s) for s in f.sources})
-        clauses.append(f"d.source_key IN ({','.join('?' * len(keys))})")
-        params.extend(keys)
-    return "".join(f" AND {c}" for c in clauses), params
+        wanted = [s.source_codes[key] for key in {source_key(x) for x in f.sources} if key in s.source_codes]
+        keep &= np.isin(s.source, wanted)
+    return keep

@@ -48,7 +48,13 @@ class FixedGenerator:
 
 def _chain(services: Services, tmp_path: Path, generator: FixedGenerator) -> AnswerChain:
     return AnswerChain(
-        services.retriever, generator, SessionStore(tmp_path / "s.db"), k=10, max_sources=5, history_turns=3
+        services.reader,
+        services.retriever,
+        generator,
+        SessionStore(tmp_path / "s.db"),
+        k=10,
+        max_sources=5,
+        history_turns=3,
     )
 
 

@@ -27,7 +27,9 @@ def test_search_ranks_the_qaratapa_article_first(api_url: str) -> None:
     assert results[0]["article_id"] == QARATAPA_ID
     assert results[0]["source"] == "Northern Dispatch"
     assert results[0]["published_at"].startswith("2023-10-04")
-    assert set(results[0]) == {"chunk_id", "article_id", "url", "title", "source", "published_at", "text", "score"}
+    assert set(results[0]) == {
+        "chunk_id", "article_id", "url", "title", "source", "published_at", "text", "score", "also_in"
+    }  # fmt: skip
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True) and len(results) == 5
 
@@ -72,6 +74,48 @@ def test_filters_restrict_sources_and_dates(api_url: str) -> None:
     results = _post(api_url, "/search", body).json()["results"]
     assert results and {r["source"] for r in results} == {"Tigris Ledger"}
     assert all(date.fromisoformat(r["published_at"][:10]) <= date(2023, 12, 31) for r in results)
+
+
+def test_a_time_windowed_question_is_read_and_answered_from_its_window(api_url: str) -> None:
+    # Two central bank decisions: a rise on 2024-01-25 and a hold on 2024-03-21.
+    body = {"query": "What did the central bank decide last month?", "as_of": "2024-02-15", "k": 5}
+    response = _post(api_url, "/search", body).json()
+    assert response["reading"]["window"] == {"start": "2024-01-01", "end": "2024-01-31", "phrase": "last month"}
+    results = response["results"]
+    assert results[0]["article_id"] == "demo-007"
+    assert all(r["published_at"].startswith("2024-01") for r in results)
+    ask = _post(api_url, "/ask", {"question": "What did the central bank decide in March?", "as_of": "2024-04-30"})
+    answer = ask.json()
+    assert answer["reading"]["window"]["start"] == "2024-03-01"
+    assert answer["citations"] and answer["citations"][0]["article_id"] == "demo-008"
+    assert "holds" in answer["citations"][0]["title"]
+
+
+def test_an_outlet_named_in_the_question_filters_the_sources(api_url: str) -> None:
+    body = {"query": "What did the Harbor Post report about air strikes in the Hamrin mountains?", "k": 5}
+    response = _post(api_url, "/search", body).json()
+    assert response["reading"]["sources"] == ["Harbor Post"]
+    assert response["results"] and {r["source"] for r in response["results"]} == {"Harbor Post"}
+    ask = _post(api_url, "/ask", {"question": "According to the Tigris Ledger, what opened in Kirkuk?"}).json()
+    assert ask["reading"]["sources"] == ["Tigris Ledger"]
+    assert ask["citations"] and {c["source"] for c in ask["citations"]} == {"Tigris Ledger"}
+
+
+def test_wire_copies_collapse_into_one_result_naming_the_other_outlet(api_url: str) -> None:
+    results = _post(api_url, "/search", {"query": "air strikes on militants in the Hamrin mountains"}).json()["results"]
+    strikes = [r for r in results if r["article_id"] in ("demo-005", "demo-006")]
+    assert len(strikes) == 1
+    other = {"demo-005": "Harbor Post", "demo-006": "Meridian Wire"}[strikes[0]["article_id"]]
+    assert strikes[0]["also_in"] == [other]
+    assert len({r["article_id"] for r in results}) == len(results)  # one passage per article
+
+
+def test_a_follow_up_retrieves_the_article_of_the_first_answer(api_url: str) -> None:
+    first = _post(api_url, "/ask", {"question": QARATAPA_QUESTION}).json()
+    follow = _post(api_url, "/ask", {"question": "What did he say about security?", "session_id": first["session_id"]})
+    body = follow.json()
+    assert body["rewritten_query"] != "What did he say about security?"
+    assert body["citations"][0]["article_id"] == QARATAPA_ID
 
 
 @pytest.mark.parametrize(
