@@ -63,11 +63,14 @@ def retrieval(
         list[str] | None,
         typer.Option(
             "--retriever",
-            help="Retriever by name, repeatable: dense, bm25, hybrid, news, default;"
-            " with settings changed as in news:time_mode=boost,rerank=false.",
+            help="Retriever by name, repeatable: dense, bm25, hybrid, news, default, tutorial (the"
+            " LangChain-tutorial baseline); with settings changed as in news:time_mode=boost,rerank=false.",
         ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/eval/retrieval"),
+    rewrite: Annotated[
+        bool, typer.Option(help="Rewrite follow-ups with their history (--no-rewrite measures without).")
+    ] = True,
 ) -> None:
     """Hit@k, recall, MRR, nDCG (passage and article level) and latency, retrievers side by side."""
     from backend.services import build_services, retrieval_settings
@@ -78,7 +81,7 @@ def retrieval(
     names = retriever or DEFAULT_RETRIEVERS
     settings = get_settings()
     for name in names:
-        if name != "default":
+        if name not in ("default", "tutorial"):
             try:
                 retrieval_settings(name, settings.retrieval)
             except ValueError as exc:
@@ -86,8 +89,16 @@ def retrieval(
                 raise typer.Exit(2) from exc
     items = _questions(questions)
     services = build_services(settings)
-    rows = evaluate_retrieval(services, items, names, k, _progress("retrieval"))
-    report = write_retrieval(rows, {**_context(services, questions), "k": k}, out)
+    rows = evaluate_retrieval(
+        services,
+        items,
+        names,
+        k,
+        _progress("retrieval"),
+        report=lambda line: typer.echo(line, err=True),
+        rewrite=rewrite,
+    )
+    report = write_retrieval(rows, {**_context(services, questions), "k": k, "follow-ups rewritten": rewrite}, out)
     typer.echo((out / "report.md").read_text(encoding="utf-8"))
     typer.echo(
         f"report: {out}/report.md, report.json, report.png, per_question.jsonl ({report['questions']} questions)"

@@ -9,6 +9,7 @@ from typing import Any
 
 from backend.answering.sessions import new_session_id
 from backend.core.dates import end_of_day
+from backend.core.protocols import Retriever
 from backend.core.types import Chunk
 from backend.services import Services, build_retriever
 from eval.metrics import (
@@ -54,15 +55,21 @@ class Judge:
 
     def relevant(self, question: Question) -> tuple[set[str], set[str]]:
         """Relevant chunk ids and article ids among what the question may see."""
-        chunks = self.visible(question)
+        hits = [c for c in self.visible(question) if self.matches(question, c)]
+        return {c.id for c in hits}, {c.article_id for c in hits}
+
+    def matches(self, question: Question, chunk: Chunk) -> bool:
+        """Whether a passage is relevant: from a listed article, or holding an answer string.
+
+        Asked of passages of any chunking, so the tutorial baseline's are judged by the same rule.
+        """
+        published = chunk.published_at
+        if question.as_of is not None and published is not None and published.timestamp() > end_of_day(question.as_of):
+            return False
         if question.relevant:
             wanted = {self.url_to_article.get(r, r) for r in question.relevant}
-            hits = [c for c in chunks if c.article_id in wanted]
-        elif question.answers:
-            hits = [c for c in chunks if _contains_any(c.text, question.answers)]
-        else:
-            hits = []
-        return {c.id for c in hits}, {c.article_id for c in hits}
+            return chunk.article_id in wanted
+        return _contains_any(chunk.text, question.answers or ())
 
 
 @dataclass(slots=True)
@@ -87,9 +94,9 @@ def _ranking_metrics(ranking: list[Ranked], total: int, k: int, prefix: str) -> 
     }
 
 
-def _query_for(services: Services, question: Question) -> str:
+def _query_for(services: Services, question: Question, rewrite: bool) -> str:
     """A follow-up is asked after its earlier turns, in one session, and retrieved as rewritten."""
-    if not question.history:
+    if not question.history or not rewrite:
         return question.question
     session = new_session_id()
     for turn in question.history:
@@ -97,19 +104,36 @@ def _query_for(services: Services, question: Question) -> str:
     return services.answers.rewrite(question.question, session)
 
 
+def _retriever(services: Services, spec: str, report: Callable[[str], None]) -> Retriever:
+    if spec == "tutorial":
+        from eval.baseline import tutorial_retriever
+
+        def built(done: int, total: int) -> None:
+            report(f"tutorial baseline: {done}/{total} passages embedded")
+
+        return tutorial_retriever(services, built)
+    return build_retriever(
+        spec, services.settings, services.embedder, services.store, services.lexical, services.registry
+    )
+
+
 def evaluate_retrieval(
-    services: Services, questions: Sequence[Question], retrievers: Sequence[str], k: int, progress: Progress
+    services: Services,
+    questions: Sequence[Question],
+    retrievers: Sequence[str],
+    k: int,
+    progress: Progress,
+    report: Callable[[str], None] = lambda line: None,
+    rewrite: bool = True,
 ) -> list[RetrievalRow]:
+    """``rewrite=False`` retrieves follow-ups as asked, to measure what the rewriter adds."""
     judge = Judge(services)
     # "default" is whichever retriever the settings choose; one instance serves both names.
     resolved = {n: services.settings.retrieval.retriever if n == "default" else n for n in retrievers}
-    built = {
-        r: build_retriever(r, services.settings, services.embedder, services.store, services.lexical, services.registry)
-        for r in dict.fromkeys(resolved.values())
-    }
+    built = {r: _retriever(services, r, report) for r in dict.fromkeys(resolved.values())}
     rows: list[RetrievalRow] = []
     for question in progress(questions):
-        query = _query_for(services, question)
+        query = _query_for(services, question, rewrite)
         relevant_chunks, relevant_articles = judge.relevant(question)
         results = {}
         for real, retriever in built.items():
@@ -126,7 +150,8 @@ def evaluate_retrieval(
                 [{"article_id": h.chunk.article_id, "chunk_id": h.chunk.id, "score": h.score} for h in hits],
             )
             if relevant_chunks:
-                passages = [Ranked(h.chunk.id in relevant_chunks, h.score) for h in hits]
+                judged = [h.chunk.id in relevant_chunks or judge.matches(question, h.chunk) for h in hits]
+                passages = [Ranked(rel, h.score) for rel, h in zip(judged, hits, strict=True)]
                 articles = [
                     item
                     for _, item in first_per_article(
@@ -134,12 +159,13 @@ def evaluate_retrieval(
                     )
                 ]
                 row.metrics = {
-                    **_ranking_metrics(passages, len(relevant_chunks), k, "passage "),
+                    # Another chunking (the baseline's) can hold more relevant passages than ours.
+                    **_ranking_metrics(passages, max(len(relevant_chunks), sum(judged)), k, "passage "),
                     **_ranking_metrics(articles, len(relevant_articles), k, "article "),
                 }
                 row.curve = [hit_at(passages, i) for i in range(1, CURVE_K + 1)]
-                for hit in row.retrieved:
-                    hit["relevant"] = hit["chunk_id"] in relevant_chunks
+                for hit, rel in zip(row.retrieved, judged, strict=True):
+                    hit["relevant"] = rel
             rows.append(row)
     return rows
 

@@ -20,7 +20,8 @@ _REFERRING = frozenset(
 _FOLLOWUP_OPENERS = ("and ", "what about", "how about", "also ", "why ", "when ", "where ")
 _NAME = re.compile(r"\b[A-Z][\w'’-]+(?:\s+(?:al-|Al-|bin |de |van |von )?[A-Z][\w'’-]+)+")
 _MARKER = re.compile(r"\s*\[\d+\]")
-_MAX_CONTEXT_WORDS = 30
+_MAX_CONTEXT_WORDS = 40
+_TOPIC_WORDS = 8
 
 
 def is_followup(question: str) -> bool:
@@ -32,13 +33,44 @@ def is_followup(question: str) -> bool:
     return len(content_terms(question)) <= 1
 
 
+_PERSON_PRONOUN = re.compile(r"\b(he|she|him|his|her)\b(\s+\w)?", re.IGNORECASE)
+_CONTEXT = re.compile(r"\s*\(context:.*\)\s*$", re.DOTALL)
+
+
+def _strip_context(query: str) -> str:
+    return _CONTEXT.sub("", query)
+
+
+def _name_the_person(question: str, person: str) -> str:
+    """ "What did he say?" -> "What did Mardan Salih say?"; "her second term" -> "Elena Voss's second term"."""
+
+    def swap(m: re.Match[str]) -> str:
+        pronoun, following = m.group(1).lower(), m.group(2) or ""
+        possessive = pronoun == "his" or (pronoun == "her" and following.strip() != "")
+        return f"{person}'s{following}" if possessive else f"{person}{following}"
+
+    return _PERSON_PRONOUN.sub(swap, question, count=1)
+
+
 def rewrite_followup(question: str, history: Sequence[Turn]) -> str:
-    """Return ``question`` with context from the last turn when it reads as a follow-up."""
+    """Return ``question`` made standalone with the last turn when it reads as a follow-up.
+
+    A personal pronoun becomes the first name the last answer gave ("What did he say about
+    security?" -> "What did Mardan Salih say about security?"); the last question and the names
+    of its answer are added as context, which carries the topic into "How did it end?".
+    """
     question = question.strip()
     if not history or not is_followup(question):
         return question
     last = history[-1]
-    first_sentence = next(iter(split_sentences(_MARKER.sub("", last.answer))), "")
-    names = [n for n in dict.fromkeys(_NAME.findall(first_sentence)) if n.lower() not in question.lower()][:3]
-    context_words = " ".join([last.rewritten_query, *names]).split()[-_MAX_CONTEXT_WORDS:]
-    return f"{question} (context: {' '.join(context_words)})"
+    previous = _strip_context(last.rewritten_query)
+    answer = _MARKER.sub("", last.answer)
+    known = f"{previous} {question}".lower()
+    names = [n for n in dict.fromkeys(_NAME.findall(answer)) if n.lower() not in known][:3]
+    standalone = _name_the_person(question, names[0]) if names else question
+    # The words of the answer's first sentence carry its topic ("the tram line") into "that line".
+    first_sentence = next(iter(split_sentences(answer)), "")
+    topic = [w for w in dict.fromkeys(re.findall(r"(?<![\w'-])[a-z][a-z'-]{3,}", first_sentence)) if w not in known]
+    topic = [w for w in topic if content_terms(w)][:_TOPIC_WORDS]
+    context_words = " ".join([previous, *names, *topic]).split()[:_MAX_CONTEXT_WORDS]
+    return f"{standalone} (context: {' '.join(context_words)})"

@@ -106,3 +106,21 @@ def test_is_followup(question: str, followup: bool) -> None:
 def test_rewrite_leaves_standalone_questions_alone() -> None:
     history = [Turn("Who commands it?", "Who commands it?", "Someone [1].")]
     assert rewrite_followup("Who won the regional cup final?", history) == "Who won the regional cup final?"
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "expected_start"),
+    [
+        ("What did he say about security?", "Mardan Salih, the commander, said so [1].", "What did Mardan Salih say"),
+        ("What will her second term focus on?", "Elena Voss won a second term [1].", "What will Elena Voss's second"),
+        ("Who ran against her?", "Elena Voss won a second term [1].", "Who ran against Elena Voss?"),
+        ("How did it end?", "About 1,200 dock workers went on strike [1].", "How did it end?"),
+    ],
+)
+def test_rewrite_names_the_person_and_carries_the_topic(question: str, answer: str, expected_start: str) -> None:
+    history = [Turn("Who leads it?", "Who leads it? (context: older)", answer)]
+    rewritten = rewrite_followup(question, history)
+    assert rewritten.startswith(expected_start)
+    context = rewritten.split("(context: ", 1)[1]
+    assert context.startswith("Who leads it?") and "older" not in context  # no nested contexts
+    assert ("dock" in context) is ("dock" in answer)  # the answer's topic words come along
