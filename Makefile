@@ -52,6 +52,7 @@ test: lint typecheck
 # Benchmarks print a table and write JSON under reports/bench/; they read ../shared/data.
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.ingest_throughput --articles 1000
+	$(BIN)/python -m bench.query_latency --data-dir $(EVAL_DIR)
 
 fmt: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .

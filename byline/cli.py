@@ -126,6 +126,7 @@ def serve(
 
     services = build_services(get_settings())
     services.embedder.load()  # before the first request, not during it
+    services.lexical.warm()
     uvicorn.run(create_app(services), host=host, port=port)
 
 

@@ -109,6 +109,10 @@ class LexicalIndex(sqlite.SqliteStore):
         with self._connect() as db:
             return int(db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
 
+    def warm(self) -> None:
+        """Load the per-chunk columns now (a server does it before its first question)."""
+        self._snapshot()
+
     def search(self, query: SearchQuery, k: int) -> list[tuple[str, float]]:
         """Chunk ids with BM25 scores, best first, among the chunks the query's filters allow."""
         terms = sorted(set(content_terms(query.text)))
