@@ -235,6 +235,8 @@ def _clip(span: Span | None, as_of: date, phrase: str) -> DateWindow | None:
     start, end = span
     if start is not None and start > as_of:
         return None  # the future: what the question is about, not when it was reported
+    if start is None and (end is None or end >= as_of):
+        return None  # "by 2050": everything up to as_of, which as_of says already
     if end is None or end > as_of:
         end = as_of
     if start is not None and start > end:

@@ -53,6 +53,7 @@ def test_time_expressions_resolve_against_as_of(question: str, start: date | Non
     [
         "What did the minister say before the election?",  # not a date
         "Who scored in the 2022 World Cup final?",  # a year naming an event, no preposition
+        "Which country aims for net zero by 2050?",  # "by" a future year bounds nothing before as_of
         "Who will play in 2025?",  # the future is what the question is about, not when it was reported
         "Who commands the Qaratapa-Hamrin sector?",
         "What is the 7 October attack?",
