@@ -62,9 +62,17 @@ clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
 # The evaluation suite on the dev set: a seeded slice of ../shared/data/rtqa2023, cached in EVAL_DIR.
+# Then the demo archive's follow-up set, retrieved with and without the follow-up rewriter.
 EVAL_DIR ?= data/eval/rtqa2023
+DEMO_EVAL_DIR ?= data/eval/demo
 eval: $(VENV)/.installed
 	$(BIN)/python -m eval.devset --data-dir $(EVAL_DIR)
 	BYLINE_DATA_DIR=$(EVAL_DIR) $(BIN)/byline eval retrieval $(EVAL_DIR)/questions.jsonl \
-		--retriever dense --retriever bm25 --retriever default --out reports/eval/retrieval
+		--retriever dense --retriever bm25 --retriever hybrid --retriever default --retriever tutorial \
+		--out reports/eval/retrieval
 	BYLINE_DATA_DIR=$(EVAL_DIR) $(BIN)/byline eval answers $(EVAL_DIR)/questions.jsonl --out reports/eval/answers
+	BYLINE_DATA_DIR=$(DEMO_EVAL_DIR) $(BIN)/byline ingest -q demo/articles.jsonl
+	BYLINE_DATA_DIR=$(DEMO_EVAL_DIR) $(BIN)/byline eval retrieval demo/followups.jsonl \
+		--retriever dense --retriever default --out reports/eval/followups
+	BYLINE_DATA_DIR=$(DEMO_EVAL_DIR) $(BIN)/byline eval retrieval demo/followups.jsonl --no-rewrite \
+		--retriever dense --retriever default --out reports/eval/followups-no-rewrite

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from itertools import groupby
 
 from backend.core.types import Chunk
@@ -61,18 +62,8 @@ def tutorial_retriever(services: Services, progress: Progress | None = None) -> 
     for group in articles:
         first = group[0]
         for position, text in enumerate(splitter.split_text(join_chunks(group))):
-            pieces.append(
-                Chunk(
-                    id=f"{first.article_id}:t{position}",
-                    article_id=first.article_id,
-                    position=position,
-                    text=text,
-                    title=first.title,
-                    url=first.url,
-                    source=first.source,
-                    published_at=first.published_at,
-                )
-            )
+            piece_id = f"{first.article_id}:t{position}"
+            pieces.append(replace(first, id=piece_id, position=position, text=text, cluster_id=None))
     for start in range(0, len(pieces), _BATCH):
         batch = pieces[start : start + _BATCH]
         store.upsert(batch, services.embedder.embed_documents([c.text for c in batch]), [{} for _ in batch])
