@@ -14,6 +14,7 @@ Every stage's worth is measured by the evaluation suite; the settings say what i
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date
 
@@ -62,6 +63,7 @@ class NewsRetriever:
         self._settings = settings
         self._reranker = reranker
         self._registry = registry
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="byline-bm25")
 
     def retrieve(self, query: SearchQuery) -> list[Hit]:
         s = self._settings
@@ -110,7 +112,9 @@ class NewsRetriever:
 
     def _first_stage(self, query: SearchQuery) -> list[Hit]:
         deep = replace(query, k=max(self._settings.depth, query.k))
-        lists = [self._dense.retrieve(deep), self._lexical.retrieve(deep)]
+        # Side by side: the model and Chroma release the GIL, so BM25 runs while the question embeds.
+        lexical = self._pool.submit(self._lexical.retrieve, deep)
+        lists = [self._dense.retrieve(deep), lexical.result()]
         if self._settings.fusion == "weighted":
             w = self._settings.dense_weight
             return fuse_weighted(lists, [w, 1.0 - w])
