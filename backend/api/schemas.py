@@ -130,6 +130,8 @@ class AskResponse(BaseModel):
     rewritten_query: str
     as_of: date
     reading: ReadingOut
+    degraded: bool = Field(description="The configured language model did not write this answer.")
+    degraded_reason: str | None = None
 
     @classmethod
     def from_core(cls, a: Answer, as_of: date) -> AskResponse:
@@ -140,6 +142,8 @@ class AskResponse(BaseModel):
             rewritten_query=a.rewritten_query,
             as_of=as_of,
             reading=ReadingOut.from_core(a.reading),
+            degraded=a.degraded is not None,
+            degraded_reason=a.degraded,
         )
 
 

@@ -118,6 +118,8 @@ class Draft:
     text: str
     # Supporting passage per cited source number, where the generator knows it.
     snippets: Mapping[int, str] = field(default_factory=dict)
+    # Why the configured language model did not write this answer (down, too slow), if it did not.
+    degraded: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,7 @@ class Answer:
     # Articles the generator was given, in source order: what a citation may point to.
     retrieved: tuple[str, ...] = ()
     reading: Reading = Reading()
+    degraded: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

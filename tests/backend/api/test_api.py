@@ -43,6 +43,7 @@ def test_ask_answers_mardan_salih_citing_the_article(api_url: str) -> None:
     markers = {int(n) for n in __import__("re").findall(r"\[(\d+)\]", body["answer"])}
     assert markers == {c["n"] for c in body["citations"]}
     assert body["session_id"] and body["rewritten_query"] == QARATAPA_QUESTION
+    assert (body["degraded"], body["degraded_reason"]) == (False, None)  # extractive: nothing to degrade from
 
 
 def test_as_of_before_the_article_excludes_it(api_url: str) -> None:

@@ -1,0 +1,83 @@
+"""Answers written by a language model from numbered sources, checked against them.
+
+Three guards around the model:
+- The extractive answerer runs first as a gate: when no retrieved sentence supports the question
+  well enough (its calibrated threshold), the model is not asked at all, so an off-archive question
+  is never answered from the model's own knowledge.
+- A model that fails or does not answer in time gives way to the extractive answer, marked
+  ``degraded`` with the reason; the caller never sees an error for it.
+- Each ``[n]`` the model writes is kept only where its sentence shares enough words with source n;
+  the best-matching sentence of the source becomes the citation's snippet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
+
+from langchain_core.language_models import BaseChatModel
+
+from backend.answering.prompt import messages
+from backend.core.protocols import AnswerGenerator
+from backend.core.text import content_terms, split_sentences
+from backend.core.types import Draft, Source
+
+_MARKER = re.compile(r"\[(\d+)\]")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
+MIN_CITATION_SUPPORT = 0.25  # share of a cited sentence's words that must appear in one sentence of its source
+
+
+class LLMAnswerer:
+    def __init__(self, chat: BaseChatModel, gate: AnswerGenerator, timeout_s: float) -> None:
+        self._chat = chat
+        self._gate = gate
+        self._timeout_s = timeout_s
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="byline-llm")
+
+    def generate(self, question: str, sources: Sequence[Source]) -> Draft:
+        fallback = self._gate.generate(question, sources)
+        if not fallback.text:
+            return fallback  # nothing in the archive supports an answer: the model is not asked
+        future = self._pool.submit(self._chat.invoke, messages(question, sources))
+        try:
+            reply = future.result(timeout=self._timeout_s)
+        except FutureTimeout:
+            return replace(fallback, degraded=f"the language model did not answer within {self._timeout_s:g} s")
+        except Exception as exc:  # a provider down or misconfigured must not fail the question
+            return replace(fallback, degraded=f"the language model failed: {type(exc).__name__}: {exc}"[:300])
+        text = str(reply.content).strip()
+        if not text:
+            return replace(fallback, degraded="the language model returned an empty answer")
+        checked, snippets = check_citations(text, sources)
+        if not snippets:
+            return replace(fallback, degraded="the language model's answer cited no source that supports it")
+        return Draft(text=checked, snippets=snippets)
+
+
+def check_citations(text: str, sources: Sequence[Source]) -> tuple[str, dict[int, str]]:
+    """Drop each ``[n]`` whose sentence source n does not support; snippets for the rest."""
+    by_n = {s.n: s for s in sources}
+    sentences_of = {
+        s.n: [x for hit in s.hits for x in split_sentences(hit.chunk.text)] for s in sources
+    }  # fmt: skip
+    snippets: dict[int, str] = {}
+    kept_sentences = []
+    for sentence in split_sentences(text):
+        terms = set(content_terms(_MARKER.sub("", sentence)))
+
+        def verdict(match: re.Match[str], terms: set[str] = terms) -> str:
+            n = int(match.group(1))
+            if n not in by_n or not terms:
+                return ""
+            best = max(sentences_of[n], key=lambda s: len(terms & set(content_terms(s))), default="")
+            support = len(terms & set(content_terms(best))) / len(terms)
+            if support < MIN_CITATION_SUPPORT:
+                return ""
+            snippets.setdefault(n, best)
+            return match.group(0)
+
+        kept_sentences.append(_MARKER.sub(verdict, sentence))
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(kept_sentences)), snippets
