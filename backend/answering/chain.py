@@ -7,7 +7,8 @@ The generator step is the seam for LLM providers: anything that is an ``AnswerGe
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -15,7 +16,8 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 
 from backend.answering.rewrite import rewrite_followup
 from backend.answering.sessions import SessionStore, new_session_id
-from backend.core.protocols import AnswerGenerator, Retriever
+from backend.core.protocols import AnswerGenerator, Retriever, StreamingGenerator
+from backend.core.text import split_sentences
 from backend.core.types import Answer, Citation, Draft, Hit, Reading, SearchFilters, SearchQuery, Source, Turn
 from backend.retrieval.reading import QueryReader
 
@@ -143,34 +145,29 @@ class AnswerChain:
                 "degraded": x["draft"].degraded,
             }
 
-        return (
+        self._finish = finish
+        self._prepare = (
             RunnablePassthrough.assign(rewritten=RunnableLambda(rewrite))
             | RunnablePassthrough.assign(reading=RunnableLambda(read))
             | RunnablePassthrough.assign(hits=RunnableLambda(retrieve))
             | RunnablePassthrough.assign(sources=RunnableLambda(sources))
-            | RunnablePassthrough.assign(draft=RunnableLambda(generate))
-            | RunnableLambda(finish)
+        ).with_config(run_name="byline_retrieve")
+        return (
+            self._prepare | RunnablePassthrough.assign(draft=RunnableLambda(generate)) | RunnableLambda(finish)
         ).with_config(run_name="byline_answer")
 
-    def ask(
-        self,
-        question: str,
-        *,
-        session_id: str | None = None,
-        as_of: date | None = None,
-        filters: SearchFilters | None = None,
-        k: int | None = None,
-    ) -> Answer:
-        session_id = session_id or new_session_id()
-        history = self._sessions.history(session_id, self._history_turns)
-        state = {
+    def _state(
+        self, question: str, session_id: str, as_of: date | None, filters: SearchFilters | None, k: int | None
+    ) -> dict[str, Any]:
+        return {
             "question": question,
-            "history": history,
+            "history": self._sessions.history(session_id, self._history_turns),
             "as_of": as_of,
             "filters": filters or SearchFilters(),
             "k": k or self._k,
         }
-        out = self._runnable.invoke(state)
+
+    def _record(self, session_id: str, question: str, out: dict[str, Any]) -> Answer:
         turn = Turn(question, out["rewritten"], out["text"], out["citations"])
         self._sessions.append(session_id, turn)
         return Answer(
@@ -183,6 +180,64 @@ class AnswerChain:
             degraded=out["degraded"],
         )
 
+    def ask(
+        self,
+        question: str,
+        *,
+        session_id: str | None = None,
+        as_of: date | None = None,
+        filters: SearchFilters | None = None,
+        k: int | None = None,
+    ) -> Answer:
+        session_id = session_id or new_session_id()
+        out = self._runnable.invoke(self._state(question, session_id, as_of, filters, k))
+        return self._record(session_id, question, out)
+
+    def stream(
+        self,
+        question: str,
+        *,
+        session_id: str | None = None,
+        as_of: date | None = None,
+        filters: SearchFilters | None = None,
+        k: int | None = None,
+    ) -> Iterator[StreamEvent]:
+        """The answer as it is made: how the question was read, the sources, text pieces, then the
+        verified answer (whose text replaces the pieces: unsupported citations are gone from it)."""
+        session_id = session_id or new_session_id()
+        state = self._prepare.invoke(self._state(question, session_id, as_of, filters, k))
+        yield Started(session_id, state["rewritten"], state["reading"], tuple(state["sources"]))
+        draft = Draft(text="")
+        for piece in _draft_pieces(self._generator, state["rewritten"], state["sources"]):
+            if isinstance(piece, Draft):
+                draft = piece
+            else:
+                yield piece
+        yield self._record(session_id, question, self._finish({**state, "draft": draft}))
+
     def rewrite(self, question: str, session_id: str) -> str:
         """The query a follow-up in this session would be retrieved with."""
         return rewrite_followup(question, self._sessions.history(session_id, self._history_turns))
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    session_id: str
+    rewritten_query: str
+    reading: Reading
+    sources: tuple[Source, ...]
+
+
+StreamEvent = Started | str | Answer  # str: a piece of answer text
+
+
+def _draft_pieces(generator: AnswerGenerator, question: str, sources: Sequence[Source]) -> Iterator[str | Draft]:
+    """Text pieces as the generator makes them, then its draft; sentence by sentence for a
+    generator that cannot stream (the extractive one)."""
+    if isinstance(generator, StreamingGenerator):
+        yield from generator.stream(question, sources)
+        return
+    draft = generator.generate(question, sources)
+    for sentence in split_sentences(draft.text):
+        yield sentence + " "
+    yield draft

@@ -13,7 +13,7 @@ Three guards around the model:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
@@ -48,13 +48,34 @@ class LLMAnswerer:
             return replace(fallback, degraded=f"the language model did not answer within {self._timeout_s:g} s")
         except Exception as exc:  # a provider down or misconfigured must not fail the question
             return replace(fallback, degraded=f"the language model failed: {type(exc).__name__}: {exc}"[:300])
-        text = str(reply.content).strip()
-        if not text:
-            return replace(fallback, degraded="the language model returned an empty answer")
-        checked, snippets = check_citations(text, sources)
-        if not snippets:
-            return replace(fallback, degraded="the language model's answer cited no source that supports it")
-        return Draft(text=checked, snippets=snippets)
+        return _final(str(reply.content), fallback, sources)
+
+    def stream(self, question: str, sources: Sequence[Source]) -> Iterator[str | Draft]:
+        fallback = self._gate.generate(question, sources)
+        if not fallback.text:
+            yield fallback
+            return
+        parts: list[str] = []
+        try:
+            for chunk in self._chat.stream(messages(question, sources)):
+                token = str(chunk.content)
+                if token:
+                    parts.append(token)
+                    yield token
+        except Exception as exc:  # as in generate: the extractive answer, marked
+            yield replace(fallback, degraded=f"the language model failed: {type(exc).__name__}: {exc}"[:300])
+            return
+        yield _final("".join(parts), fallback, sources)
+
+
+def _final(text: str, fallback: Draft, sources: Sequence[Source]) -> Draft:
+    text = text.strip()
+    if not text:
+        return replace(fallback, degraded="the language model returned an empty answer")
+    checked, snippets = check_citations(text, sources)
+    if not snippets:
+        return replace(fallback, degraded="the language model's answer cited no source that supports it")
+    return Draft(text=checked, snippets=snippets)
 
 
 def check_citations(text: str, sources: Sequence[Source]) -> tuple[str, dict[int, str]]:

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backend.core.types import Answer, Citation, Hit, Reading, SearchFilters
+from backend.core.types import Answer, Citation, Hit, Reading, SearchFilters, Source
 
 _MAX_QUERY_CHARS = 2000
 
@@ -150,3 +150,28 @@ class AskResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     chunks: int
+
+
+class SourceOut(BaseModel):
+    n: int
+    article_id: str
+    url: str | None
+    title: str
+    source: str | None
+    published_at: datetime | None
+
+    @classmethod
+    def from_core(cls, s: Source) -> SourceOut:
+        return cls(
+            n=s.n, article_id=s.article_id, url=s.url, title=s.title, source=s.source, published_at=s.published_at
+        )
+
+
+class StreamStart(BaseModel):
+    """The first event of ``/ask/stream``: how the question was read and what it will be answered from."""
+
+    session_id: str
+    rewritten_query: str
+    as_of: date
+    reading: ReadingOut
+    sources: list[SourceOut]

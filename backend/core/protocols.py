@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from backend.core.types import Chunk, Draft, Hit, SearchQuery, Source
@@ -57,3 +57,10 @@ class Retriever(Protocol):
 @runtime_checkable
 class AnswerGenerator(Protocol):
     def generate(self, question: str, sources: Sequence[Source]) -> Draft: ...
+
+
+@runtime_checkable
+class StreamingGenerator(AnswerGenerator, Protocol):
+    def stream(self, question: str, sources: Sequence[Source]) -> Iterator[str | Draft]:
+        """Text pieces as they come, then the finished draft (last)."""
+        ...

@@ -10,12 +10,12 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
-from backend.answering.chain import NOT_FOUND, AnswerChain
+from backend.answering.chain import NOT_FOUND, AnswerChain, Started
 from backend.answering.extractive import ExtractiveAnswerer
 from backend.answering.generative import LLMAnswerer, check_citations
 from backend.answering.prompt import SYSTEM, source_block
 from backend.answering.sessions import SessionStore
-from backend.core.types import Chunk, Hit, Source
+from backend.core.types import Answer, Chunk, Hit, Source
 from backend.services import Services
 from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION
 
@@ -110,3 +110,15 @@ def test_check_citations_keeps_supported_markers_only() -> None:
     text, snippets = check_citations("The bank raised rates to 5.25 percent [1]. Pigs fly [1].", sources)
     assert text == "The bank raised rates to 5.25 percent [1]. Pigs fly."
     assert snippets == {1: "Rates rose to 5.25 percent on Thursday."}
+
+
+def test_streaming_yields_the_model_text_then_the_checked_answer(demo_services: Services, tmp_path: Path) -> None:
+    chat = Scripted(reply="Mardan Salih commands the Qaratapa-Hamrin sector [1]. Cheese [1].")
+    events = list(_chain(demo_services, tmp_path, chat).stream(QARATAPA_QUESTION))
+    assert isinstance(events[0], Started) and events[0].sources[0].article_id == QARATAPA_ID
+    assert "".join(e for e in events if isinstance(e, str)) == chat.reply  # the model's words as they came
+    final = events[-1]
+    assert isinstance(final, Answer) and final.degraded is None
+    assert final.text == "Mardan Salih commands the Qaratapa-Hamrin sector [1]. Cheese."
+    failing = list(_chain(demo_services, tmp_path, Scripted(error="down")).stream(QARATAPA_QUESTION))
+    assert isinstance(failing[-1], Answer) and failing[-1].degraded and "Mardan Salih" in failing[-1].text

@@ -1,5 +1,6 @@
 """The HTTP contract, through a real uvicorn server on a free loopback port."""
 
+import json
 from datetime import date
 
 import httpx
@@ -148,3 +149,33 @@ def test_invalid_requests_get_a_readable_4xx_problem(api_url: str, path: str, bo
 def test_malformed_json_body_is_a_4xx_not_a_traceback(api_url: str) -> None:
     response = httpx.post(f"{api_url}/ask", content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 422 and "Traceback" not in response.text
+
+
+def _sse(response: httpx.Response) -> list[tuple[str, dict[str, object]]]:
+    events = []
+    for block in response.text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_ask_stream_sends_reading_and_sources_then_text_then_the_verified_answer(api_url: str) -> None:
+    response = _post(api_url, "/ask/stream", {"question": QARATAPA_QUESTION})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = _sse(response)
+    names = [name for name, _ in events]
+    assert names[0] == "start" and names[-1] == "answer" and "token" in names
+    start, answer = events[0][1], events[-1][1]
+    assert start["rewritten_query"] == QARATAPA_QUESTION and start["sources"]
+    assert {"n", "article_id", "title", "source", "published_at", "url"} <= set(start["sources"][0])  # type: ignore[index]
+    streamed = "".join(str(data["text"]) for name, data in events if name == "token")
+    assert "Mardan Salih" in streamed and "Mardan Salih" in str(answer["answer"])
+    assert answer["session_id"] == start["session_id"]
+    assert answer["citations"][0]["article_id"] == QARATAPA_ID  # type: ignore[index]
+    follow = _post(api_url, "/ask", {"question": "What did he say about security?", "session_id": start["session_id"]})
+    assert "Mardan Salih" in follow.json()["rewritten_query"]  # the streamed turn is in the session
+
+
+def test_ask_stream_rejects_bad_input_before_streaming(api_url: str) -> None:
+    response = _post(api_url, "/ask/stream", {"question": ""})
+    assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
