@@ -122,6 +122,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         k=settings.retrieval.k,
         max_sources=settings.answer.max_sources,
         history_turns=settings.sessions.history_turns,
+        archive_span=registry.span,
     )
     return Services(
         settings=settings,

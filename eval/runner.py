@@ -198,7 +198,10 @@ def evaluate_answers(services: Services, questions: Sequence[Question], progress
         else:
             metrics["false abstention"] = float(abstained)
         if question.answers:
-            metrics["accuracy"] = float(answer_correct(answer.text, question.answers, question.choices))
+            # A refusal names the nearest titles; an answer found there is not an answer given.
+            metrics["accuracy"] = float(
+                not abstained and answer_correct(answer.text, question.answers, question.choices)
+            )
             for article_id in cited.values():
                 if article_id not in texts:
                     texts[article_id] = services.store.article_text(article_id)

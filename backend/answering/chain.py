@@ -7,7 +7,7 @@ The generator step is the seam for LLM providers: anything that is an ``AnswerGe
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -49,6 +49,23 @@ def number_sources(hits: Sequence[Hit], limit: int) -> list[Source]:
             )
         )
     return sources
+
+
+def not_found(sources: Sequence[Source], span: tuple[int, str | None, str | None] | None) -> str:
+    """The refusal: what the archive holds and the nearest it came, so the reader can rephrase."""
+    parts = [NOT_FOUND]
+    if span is not None and span[0]:
+        count, first, last = span
+        dates = f" published from {first[:10]} to {last[:10]}" if first and last else ""
+        parts.append(f"It holds {count} article{'s' if count != 1 else ''}{dates}.")
+    closest = [
+        f'"{s.title}" ({", ".join(x for x in (s.source, s.published_at and s.published_at.date().isoformat()) if x)})'
+        for s in sources[:3]
+        if s.title
+    ]
+    if closest:
+        parts.append(f"The closest it has: {'; '.join(closest)}.")
+    return " ".join(parts)
 
 
 def verify_citations(draft: Draft, sources: Sequence[Source]) -> tuple[str, tuple[Citation, ...]]:
@@ -102,7 +119,9 @@ class AnswerChain:
         k: int,
         max_sources: int,
         history_turns: int,
+        archive_span: Callable[[], tuple[int, str | None, str | None]] | None = None,
     ) -> None:
+        self._archive_span = archive_span
         self._reader = reader
         self._retriever = retriever
         self._generator = generator
@@ -134,7 +153,7 @@ class AnswerChain:
         def finish(x: dict[str, Any]) -> dict[str, Any]:
             text, citations = verify_citations(x["draft"], x["sources"])
             if not text:
-                text, citations = NOT_FOUND, ()
+                text, citations = not_found(x["sources"], self._archive_span() if self._archive_span else None), ()
             retrieved = tuple(s.article_id for s in x["sources"])
             return {
                 "rewritten": x["rewritten"],

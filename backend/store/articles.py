@@ -223,6 +223,14 @@ class ArticleRegistry(sqlite.SqliteStore):
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
 
+    def span(self) -> tuple[int, str | None, str | None]:
+        """Number of articles and the first and last publication time (ISO, UTC) among the dated."""
+        with self._connect() as db:
+            count, first, last = db.execute(
+                "SELECT COUNT(*), MIN(published_at), MAX(published_at) FROM articles"
+            ).fetchone()
+        return int(count), first, last
+
     def outlets(self) -> dict[str, int]:
         """Outlet names with their number of stored articles, most first."""
         with self._connect() as db:

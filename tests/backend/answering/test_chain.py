@@ -68,7 +68,7 @@ def test_chain_keeps_only_citations_of_retrieved_articles(demo_services: Service
 
 def test_chain_answers_not_found_when_generator_finds_nothing(demo_services: Services, tmp_path: Path) -> None:
     answer = _chain(demo_services, tmp_path, FixedGenerator("")).ask("anything")
-    assert (answer.text, answer.citations) == (NOT_FOUND, ())
+    assert answer.text.startswith(NOT_FOUND) and answer.citations == ()
 
 
 def test_as_of_reaches_retrieval(demo_services: Services, tmp_path: Path) -> None:

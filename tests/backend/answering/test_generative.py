@@ -94,7 +94,7 @@ def test_a_slow_model_is_abandoned_after_the_timeout(demo_services: Services, tm
 def test_off_archive_questions_never_reach_the_model(demo_services: Services, tmp_path: Path) -> None:
     chat = Scripted(reply="Banana bread bakes for an hour [1].")
     answer = _chain(demo_services, tmp_path, chat).ask("How long should banana bread bake?")
-    assert (answer.text, answer.citations, chat.prompts) == (NOT_FOUND, (), [])
+    assert answer.text.startswith(NOT_FOUND) and (answer.citations, chat.prompts) == ((), [])
 
 
 def test_a_source_cannot_close_its_block_and_speak_as_the_system() -> None:
