@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
 
 from backend.answering.chain import AnswerChain
 from backend.answering.extractive import ExtractiveAnswerer
 from backend.answering.generative import LLMAnswerer
 from backend.answering.llm import build_chat_model
+from backend.answering.rewrite import LLMCondenser, rewrite_followup
 from backend.answering.sessions import SessionStore
 from backend.core.protocols import AnswerGenerator, Embedder, Retriever
+from backend.core.types import Turn
 from backend.embedding import SentenceTransformerEmbedder
 from backend.retrieval.dense import DenseRetriever
 from backend.retrieval.hybrid import HybridRetriever
@@ -43,14 +48,16 @@ def build_registry(settings: Settings) -> ArticleRegistry:
     return ArticleRegistry(settings.articles_db)
 
 
-def build_generator(settings: Settings, embedder: Embedder) -> AnswerGenerator:
+def build_generator(settings: Settings, embedder: Embedder, chat: BaseChatModel | None = None) -> AnswerGenerator:
     extractive = ExtractiveAnswerer(embedder, settings.answer)
-    match settings.llm.provider:
-        case "extractive":
-            return extractive
-        case _:
-            chat = build_chat_model(settings.llm)
-            return LLMAnswerer(chat, gate=extractive, timeout_s=settings.llm.timeout_s)
+    if chat is None:
+        return extractive
+    return LLMAnswerer(chat, gate=extractive, timeout_s=settings.llm.timeout_s)
+
+
+def build_condenser(settings: Settings, chat: BaseChatModel | None) -> Callable[[str, Sequence[Turn]], str]:
+    """The follow-up rewriter: the language model where one is configured, else the rules."""
+    return LLMCondenser(chat, timeout_s=settings.llm.timeout_s) if chat is not None else rewrite_followup
 
 
 RETRIEVERS = ("dense", "bm25", "hybrid", "news")
@@ -114,15 +121,18 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     registry = build_registry(settings)
     reader = QueryReader(registry.outlets)
     retriever = build_retriever(settings.retrieval.retriever, settings, embedder, store, lexical, registry)
+    # The one place a provider is chosen; "extractive" needs no chat model.
+    chat = None if settings.llm.provider == "extractive" else build_chat_model(settings.llm)
     answers = AnswerChain(
         reader,
         retriever,
-        build_generator(settings, embedder),
+        build_generator(settings, embedder, chat),
         SessionStore(settings.sessions_db),
         k=settings.retrieval.k,
         max_sources=settings.answer.max_sources,
         history_turns=settings.sessions.history_turns,
         archive_span=registry.span,
+        condense=build_condenser(settings, chat),
     )
     return Services(
         settings=settings,

@@ -120,8 +120,10 @@ class AnswerChain:
         max_sources: int,
         history_turns: int,
         archive_span: Callable[[], tuple[int, str | None, str | None]] | None = None,
+        condense: Callable[[str, Sequence[Turn]], str] = rewrite_followup,
     ) -> None:
         self._archive_span = archive_span
+        self._condense = condense
         self._reader = reader
         self._retriever = retriever
         self._generator = generator
@@ -133,7 +135,7 @@ class AnswerChain:
 
     def _build(self) -> Runnable[dict[str, Any], dict[str, Any]]:
         def rewrite(x: dict[str, Any]) -> str:
-            return rewrite_followup(x["question"], x["history"])
+            return self._condense(x["question"], x["history"])
 
         def read(x: dict[str, Any]) -> Reading:
             return self._reader.read(x["rewritten"], x["as_of"])
@@ -236,7 +238,7 @@ class AnswerChain:
 
     def rewrite(self, question: str, session_id: str) -> str:
         """The query a follow-up in this session would be retrieved with."""
-        return rewrite_followup(question, self._sessions.history(session_id, self._history_turns))
+        return self._condense(question, self._sessions.history(session_id, self._history_turns))
 
 
 @dataclass(frozen=True, slots=True)

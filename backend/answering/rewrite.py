@@ -1,4 +1,5 @@
-"""Follow-up questions made self-contained for retrieval, by rule (no model needed).
+"""Follow-up questions made self-contained for retrieval: by rule (no model needed), or by the
+configured language model when there is one, falling back to the rule.
 
 "What did he say about security?" retrieves nothing useful alone; with the previous
 question and the names its answer gave, it finds the right article again.
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from langchain_core.language_models import BaseChatModel
 
 from backend.core.text import content_terms, split_sentences
 from backend.core.types import Turn
@@ -21,6 +25,8 @@ _FOLLOWUP_OPENERS = ("and ", "what about", "how about", "also ", "why ", "when "
 _NAME = re.compile(r"\b[A-Z][\w'’-]+(?:\s+(?:al-|Al-|bin |de |van |von )?[A-Z][\w'’-]+)+")
 _MARKER = re.compile(r"\s*\[\d+\]")
 _MAX_CONTEXT_WORDS = 40
+_CONDENSE_TURNS = 2
+_MAX_CONDENSED_CHARS = 400
 _TOPIC_WORDS = 8
 
 
@@ -74,3 +80,37 @@ def rewrite_followup(question: str, history: Sequence[Turn]) -> str:
     topic = [w for w in topic if content_terms(w)][:_TOPIC_WORDS]
     context_words = " ".join([previous, *names, *topic]).split()[:_MAX_CONTEXT_WORDS]
     return f"{standalone} (context: {' '.join(context_words)})"
+
+
+CONDENSE_PROMPT = """Rewrite the last question of this conversation as one standalone question that can be
+understood without the conversation: replace pronouns and vague references with the names and topics
+they refer to. Reply with the question only.
+
+{conversation}
+Last question: {question}
+Standalone question:"""
+
+
+class LLMCondenser:
+    """Follow-ups made standalone by the configured language model; by rule when it fails or is late."""
+
+    def __init__(self, chat: BaseChatModel, timeout_s: float) -> None:
+        self._chat = chat
+        self._timeout_s = timeout_s
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="byline-condense")
+
+    def __call__(self, question: str, history: Sequence[Turn]) -> str:
+        if not history or not is_followup(question):
+            return question.strip()
+        conversation = "\n".join(
+            f"Q: {t.question}\nA: {_MARKER.sub('', t.answer)[:400]}" for t in history[-_CONDENSE_TURNS:]
+        )
+        prompt = CONDENSE_PROMPT.format(conversation=conversation, question=question.strip())
+        try:
+            reply = self._pool.submit(self._chat.invoke, prompt).result(timeout=self._timeout_s)
+        except Exception:  # the rule-based rewrite is always there to fall back on
+            return rewrite_followup(question, history)
+        condensed = " ".join(str(reply.content).split()).strip().strip('"')
+        if not condensed or len(condensed) > _MAX_CONDENSED_CHARS:
+            return rewrite_followup(question, history)
+        return condensed

@@ -14,8 +14,9 @@ from backend.answering.chain import NOT_FOUND, AnswerChain, Started
 from backend.answering.extractive import ExtractiveAnswerer
 from backend.answering.generative import LLMAnswerer, check_citations
 from backend.answering.prompt import SYSTEM, source_block
+from backend.answering.rewrite import LLMCondenser, rewrite_followup
 from backend.answering.sessions import SessionStore
-from backend.core.types import Answer, Chunk, Hit, Source
+from backend.core.types import Answer, Chunk, Hit, Source, Turn
 from backend.services import Services
 from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION
 
@@ -122,3 +123,16 @@ def test_streaming_yields_the_model_text_then_the_checked_answer(demo_services: 
     assert final.text == "Mardan Salih commands the Qaratapa-Hamrin sector [1]. Cheese."
     failing = list(_chain(demo_services, tmp_path, Scripted(error="down")).stream(QARATAPA_QUESTION))
     assert isinstance(failing[-1], Answer) and failing[-1].degraded and "Mardan Salih" in failing[-1].text
+
+
+def test_with_a_model_follow_ups_are_condensed_by_it_and_by_rule_when_it_fails() -> None:
+    history = [Turn(QARATAPA_QUESTION, QARATAPA_QUESTION, "Mardan Salih, the commander, said so [1].")]
+    chat = Scripted(reply=' "What did Mardan Salih say about security?" ')
+    condensed = LLMCondenser(chat, timeout_s=5)("What did he say about security?", history)
+    assert condensed == "What did Mardan Salih say about security?"
+    prompt = str(chat.prompts[0][0].content)
+    assert "Q: " + QARATAPA_QUESTION in prompt and "[1]" not in prompt
+    assert LLMCondenser(chat, timeout_s=5)("Who won the cup final?", history) == "Who won the cup final?"
+    assert len(chat.prompts) == 1  # standalone questions are not sent to the model
+    broken = LLMCondenser(Scripted(error="down"), timeout_s=5)("What did he say about security?", history)
+    assert broken == rewrite_followup("What did he say about security?", history)

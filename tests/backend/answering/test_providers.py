@@ -38,18 +38,22 @@ def test_a_provider_that_is_down_gives_a_degraded_extractive_answer(demo_service
 
 
 @pytest.fixture(scope="module")
-def llama_server() -> Iterator[str]:
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from backend.answering.llm import default_gguf
 
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", default_gguf(), "--host", "127.0.0.1",
                "--port", str(port), "--n_ctx", "4096"]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its log goes to a file: a pipe nobody reads fills up and stalls the server.
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert server.poll() is None, (server.stderr.read() if server.stderr else b"").decode()[-2000:]
+        while True:
+            assert server.poll() is None, log.read_text(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, "llama_cpp.server did not start within 120 s"
             try:
                 if httpx.get(f"{url}/models", timeout=2).status_code == 200:
                     break
