@@ -34,6 +34,9 @@ _BOILERPLATE_MAX_WORDS = 20
 _NAV_SEPARATORS = re.compile(r"\s*[|•»›·]\s*")
 
 
+_MARKUP_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+
+
 def is_boilerplate(paragraph: str) -> bool:
     if len(paragraph.split()) <= _BOILERPLATE_MAX_WORDS and _BOILERPLATE.match(paragraph):
         return True
@@ -50,6 +53,8 @@ def clean_text(text: str) -> str:
     """
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = _CONTROL.sub("", text)
+    # Markup comments are never article text, and a favourite hiding place for instructions to a model.
+    text = _MARKUP_COMMENT.sub(" ", text)
     paragraphs: list[str] = []
     seen: set[str] = set()
     for raw in text.split("\n"):

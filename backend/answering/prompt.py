@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from backend.core.text import looks_like_instruction, split_sentences
 from backend.core.types import Source
 
 SYSTEM = """You answer questions about a news archive using only the numbered sources given to you.
@@ -28,15 +29,21 @@ Rules:
 
 _CLOSING = re.compile(r"</?\s*source\b[^>]*>", re.IGNORECASE)
 _MAX_SOURCE_CHARS = 2400
+REDACTED = "[a sentence addressed to an AI assistant was removed]"
 
 
 def source_block(source: Source) -> str:
     date = source.published_at.date().isoformat() if source.published_at else "undated"
-    text = "\n...\n".join(hit.chunk.text for hit in source.hits)
+    text = "\n...\n".join(_redacted(hit.chunk.text) for hit in source.hits)
     text = _CLOSING.sub("[tag removed]", text)[:_MAX_SOURCE_CHARS]
     title = _CLOSING.sub("", source.title).replace('"', "'")
     outlet = _CLOSING.sub("", source.source or "unknown outlet").replace('"', "'")
     return f'<source n="{source.n}" title="{title}" outlet="{outlet}" date="{date}">\n{text}\n</source>'
+
+
+def _redacted(text: str) -> str:
+    """The text with sentences addressed to an AI assistant replaced by a marker."""
+    return " ".join(REDACTED if looks_like_instruction(s) else s for s in split_sentences(text))
 
 
 def messages(question: str, sources: Sequence[Source], history: Sequence[tuple[str, str]] = ()) -> list[BaseMessage]:

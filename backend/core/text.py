@@ -94,3 +94,23 @@ def normalize_for_hash(text: str) -> str:
 
 def text_hash(text: str, length: int = 16) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+# Text that addresses an AI assistant rather than a reader: prompt injection planted in an article.
+# Such sentences are never quoted by the extractive answerer, never shown to a model, and never
+# count as support for a citation. English, French, German, Spanish, Italian, Portuguese, Arabic, Kurdish.
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|prompts?|rules|guidelines|directions)\b"
+    r"|\b(?:system|developer)\s+(?:prompt|message|instructions?)\b"
+    r"|\byou\s+(?:are\s+now|must\s+now|will\s+now)\b"
+    r"|\b(?:as\s+an?\s+)?(?:ai|language\s+model|assistant|chatbot|llm)\b.{0,30}\b(?:must|should|reply|respond|answer|say)\b"
+    r"|\b(?:reply|respond|answer)\s+(?:only\s+)?(?:with|by\s+saying)\b"
+    r"|\bignorez?\b.{0,40}\binstructions\b|\bignoriere?n?\b.{0,40}\banweisungen\b"
+    r"|\bignor[ae]\b.{0,40}\binstrucci[oó]nes\b|\bignora\b.{0,40}\bistruzioni\b|\bignore\b.{0,40}\binstruções\b"
+    r"|تجاهل.{0,40}التعليمات|پشتگوێ",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def looks_like_instruction(sentence: str) -> bool:
+    return bool(_INSTRUCTION.search(sentence))

