@@ -38,6 +38,7 @@ class Services:
     reader: QueryReader
     retriever: Retriever
     answers: AnswerChain
+    sessions: SessionStore
 
 
 def build_store(settings: Settings) -> ChromaStore:
@@ -120,6 +121,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     lexical = build_lexical(settings)
     registry = build_registry(settings)
     reader = QueryReader(registry.outlets)
+    sessions = SessionStore(settings.sessions_db, settings.sessions.max_age_days)
     retriever = build_retriever(settings.retrieval.retriever, settings, embedder, store, lexical, registry)
     # The one place a provider is chosen; "extractive" needs no chat model.
     chat = None if settings.llm.provider == "extractive" else build_chat_model(settings.llm)
@@ -127,7 +129,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         reader,
         retriever,
         build_generator(settings, embedder, chat),
-        SessionStore(settings.sessions_db),
+        sessions,
         k=settings.retrieval.k,
         max_sources=settings.answer.max_sources,
         history_turns=settings.sessions.history_turns,
@@ -143,4 +145,5 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         reader=reader,
         retriever=retriever,
         answers=answers,
+        sessions=sessions,
     )

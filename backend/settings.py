@@ -98,6 +98,8 @@ class LLMSettings(BaseModel):
 
 class SessionSettings(BaseModel):
     history_turns: int = Field(default=3, ge=0, le=20)
+    # Conversations untouched for this long are deleted (0: kept for ever).
+    max_age_days: float = Field(default=30.0, ge=0.0)
 
 
 class Settings(BaseSettings):

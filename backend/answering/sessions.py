@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from backend.core.dates import parse_datetime
+from backend.core.errors import NotFound
 from backend.core.types import Citation, Turn
 from backend.store import sqlite
 
@@ -28,6 +30,7 @@ CREATE TABLE IF NOT EXISTS turns (
     created_at TEXT NOT NULL,
     PRIMARY KEY (session_id, position)
 );
+CREATE INDEX IF NOT EXISTS sessions_updated ON sessions(updated_at);
 """
 
 
@@ -35,12 +38,58 @@ def new_session_id() -> str:
     return uuid.uuid4().hex
 
 
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    turns: int
+    first_question: str
+
+
 class SessionStore(sqlite.SqliteStore):
     schema = _SCHEMA
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_age_days: float = 0.0) -> None:
         super().__init__(path)
         self._lock = threading.Lock()
+        self._max_age_days = max_age_days
+        self.expire()
+
+    def expire(self) -> int:
+        """Delete conversations untouched for longer than the configured age; how many went."""
+        if not self._max_age_days:
+            return 0
+        cutoff = (datetime.now(UTC) - timedelta(days=self._max_age_days)).isoformat()
+        with self._lock, self._connect() as db:
+            return db.execute("DELETE FROM sessions WHERE updated_at < ?", (cutoff,)).rowcount
+
+    def summaries(self, limit: int = 50, offset: int = 0) -> list[SessionSummary]:
+        """Conversations, most recently active first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT s.id, s.created_at, s.updated_at, COUNT(t.position),"
+                " (SELECT question FROM turns WHERE session_id = s.id ORDER BY position LIMIT 1)"
+                " FROM sessions s LEFT JOIN turns t ON t.session_id = s.id"
+                " GROUP BY s.id ORDER BY s.updated_at DESC, s.id LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
+        return [
+            SessionSummary(i, datetime.fromisoformat(c), datetime.fromisoformat(u), int(n), q or "")
+            for i, c, u, n, q in rows
+        ]
+
+    def turns(self, session_id: str) -> list[Turn]:
+        """Every turn of a conversation in order; NotFound when there is no such conversation."""
+        with self._connect() as db:
+            if db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
+                raise NotFound(f"no conversation with id {session_id!r}")
+        return self.history(session_id, limit=1_000_000)
+
+    def delete(self, session_id: str) -> None:
+        with self._lock, self._connect() as db:
+            if db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount == 0:
+                raise NotFound(f"no conversation with id {session_id!r}")
 
     def history(self, session_id: str, limit: int) -> list[Turn]:
         if limit <= 0:
@@ -57,6 +106,7 @@ class SessionStore(sqlite.SqliteStore):
         ]
 
     def append(self, session_id: str, turn: Turn) -> None:
+        self.expire()
         now = datetime.now(UTC).isoformat()
         with self._lock, self._connect() as db:
             db.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from backend.api.errors import install_error_handlers
-from backend.api.routes import ask, health, search
+from backend.api.routes import ask, health, search, sessions
 from backend.services import Services
 
 
@@ -20,4 +20,5 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(search.router)
     app.include_router(ask.router)
+    app.include_router(sessions.router)
     return app

@@ -6,7 +6,8 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backend.core.types import Answer, Citation, Hit, Reading, SearchFilters, Source
+from backend.answering.sessions import SessionSummary
+from backend.core.types import Answer, Citation, Hit, Reading, SearchFilters, Source, Turn
 
 _MAX_QUERY_CHARS = 2000
 
@@ -175,3 +176,42 @@ class StreamStart(BaseModel):
     as_of: date
     reading: ReadingOut
     sources: list[SourceOut]
+
+
+class SessionSummaryOut(BaseModel):
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    turns: int
+    first_question: str
+
+    @classmethod
+    def from_core(cls, s: SessionSummary) -> SessionSummaryOut:
+        return cls(
+            id=s.id, created_at=s.created_at, updated_at=s.updated_at, turns=s.turns, first_question=s.first_question
+        )
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionSummaryOut]
+
+
+class TurnOut(BaseModel):
+    question: str
+    rewritten_query: str
+    answer: str
+    citations: list[CitationOut]
+
+    @classmethod
+    def from_core(cls, t: Turn) -> TurnOut:
+        return cls(
+            question=t.question,
+            rewritten_query=t.rewritten_query,
+            answer=t.answer,
+            citations=[CitationOut.from_core(c) for c in t.citations],
+        )
+
+
+class SessionOut(BaseModel):
+    id: str
+    turns: list[TurnOut]

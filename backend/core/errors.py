@@ -8,3 +8,8 @@ class BylineError(Exception):
 
     status = 500
     title = "Internal error"
+
+
+class NotFound(BylineError):
+    status = 404
+    title = "Not found"

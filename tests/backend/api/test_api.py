@@ -6,7 +6,8 @@ from datetime import date
 import httpx
 import pytest
 
-from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION
+from backend.services import Services, build_services
+from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION, ServerThread
 
 pytestmark = pytest.mark.integration
 
@@ -179,3 +180,30 @@ def test_ask_stream_sends_reading_and_sources_then_text_then_the_verified_answer
 def test_ask_stream_rejects_bad_input_before_streaming(api_url: str) -> None:
     response = _post(api_url, "/ask/stream", {"question": ""})
     assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
+
+
+def test_sessions_are_listed_read_and_deleted_over_http(api_url: str) -> None:
+    session = _post(api_url, "/ask", {"question": QARATAPA_QUESTION}).json()["session_id"]
+    listed = httpx.get(f"{api_url}/sessions", params={"limit": 200}, timeout=30).json()["sessions"]
+    mine = next(s for s in listed if s["id"] == session)
+    assert mine["turns"] == 1 and mine["first_question"] == QARATAPA_QUESTION
+    turns = httpx.get(f"{api_url}/sessions/{session}", timeout=30).json()["turns"]
+    assert turns[0]["question"] == QARATAPA_QUESTION and turns[0]["citations"][0]["article_id"] == QARATAPA_ID
+    assert httpx.delete(f"{api_url}/sessions/{session}", timeout=30).status_code == 204
+    gone = httpx.get(f"{api_url}/sessions/{session}", timeout=30)
+    assert gone.status_code == 404 and gone.headers["content-type"] == "application/problem+json"
+    assert session in gone.json()["detail"]
+    assert httpx.delete(f"{api_url}/sessions/{session}", timeout=30).status_code == 404
+    assert httpx.get(f"{api_url}/sessions/..%2Fetc", timeout=30).status_code in (404, 422)
+
+
+def test_a_conversation_survives_a_server_restart(demo_services: Services) -> None:
+    with ServerThread(demo_services) as first:
+        session = _post(first.url, "/ask", {"question": QARATAPA_QUESTION}).json()["session_id"]
+    restarted = build_services(demo_services.settings, demo_services.embedder)  # a new process's objects
+    with ServerThread(restarted) as second:
+        assert httpx.get(f"{second.url}/sessions/{session}", timeout=30).json()["turns"][0]["question"] == (
+            QARATAPA_QUESTION
+        )
+        follow = _post(second.url, "/ask", {"question": "What did he say about security?", "session_id": session})
+        assert "Mardan Salih" in follow.json()["rewritten_query"]
