@@ -109,6 +109,9 @@ def retrieval(
 def answers(
     questions: Annotated[Path, typer.Argument(help="Question set (JSONL).")],
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/eval/answers"),
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the first N questions (a slow language model on a CPU).")
+    ] = None,
 ) -> None:
     """Answer accuracy, citation validity and support, abstention and latency of the configured answerer."""
     from backend.services import build_services
@@ -116,10 +119,11 @@ def answers(
     from eval.report import write_answers
     from eval.runner import evaluate_answers
 
-    items = _questions(questions)
+    items = _questions(questions)[:limit]
     services = build_services(get_settings())
     rows = evaluate_answers(services, items, _progress("answers"))
-    report = write_answers(rows, _context(services, questions), out)
+    context = {**_context(services, questions), "llm provider": services.settings.llm.provider}
+    report = write_answers(rows, {**context, "limit": limit} if limit else context, out)
     typer.echo((out / "report.md").read_text(encoding="utf-8"))
     typer.echo(
         f"report: {out}/report.md, report.json, report.png, per_question.jsonl ({report['questions']} questions)"

@@ -150,7 +150,7 @@ class AnswerChain:
             return number_sources(x["hits"], self._max_sources)
 
         def generate(x: dict[str, Any]) -> Draft:
-            return self._generator.generate(x["rewritten"], x["sources"])
+            return self._generator.generate(x["rewritten"], x["sources"], history=x["history"])
 
         def finish(x: dict[str, Any]) -> dict[str, Any]:
             text, citations = verify_citations(x["draft"], x["sources"])
@@ -229,7 +229,7 @@ class AnswerChain:
         state = self._prepare.invoke(self._state(question, session_id, as_of, filters, k))
         yield Started(session_id, state["rewritten"], state["reading"], tuple(state["sources"]))
         draft = Draft(text="")
-        for piece in _draft_pieces(self._generator, state["rewritten"], state["sources"]):
+        for piece in _draft_pieces(self._generator, state["rewritten"], state["sources"], state["history"]):
             if isinstance(piece, Draft):
                 draft = piece
             else:
@@ -252,13 +252,15 @@ class Started:
 StreamEvent = Started | str | Answer  # str: a piece of answer text
 
 
-def _draft_pieces(generator: AnswerGenerator, question: str, sources: Sequence[Source]) -> Iterator[str | Draft]:
+def _draft_pieces(
+    generator: AnswerGenerator, question: str, sources: Sequence[Source], history: Sequence[Turn]
+) -> Iterator[str | Draft]:
     """Text pieces as the generator makes them, then its draft; sentence by sentence for a
     generator that cannot stream (the extractive one)."""
     if isinstance(generator, StreamingGenerator):
-        yield from generator.stream(question, sources)
+        yield from generator.stream(question, sources, history=history)
         return
-    draft = generator.generate(question, sources)
+    draft = generator.generate(question, sources, history=history)
     for sentence in split_sentences(draft.text):
         yield sentence + " "
     yield draft

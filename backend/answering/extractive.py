@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from backend.core.protocols import Embedder
 from backend.core.text import content_terms, looks_like_instruction, normalize_for_hash, split_sentences
-from backend.core.types import Draft, Source
+from backend.core.types import Draft, Source, Turn
 from backend.settings import AnswerSettings
 
 # Weights of the signals a sentence is ranked by; semantic similarity leads, exact terms
@@ -63,7 +63,7 @@ class ExtractiveAnswerer:
         self._embedder = embedder
         self._settings = settings
 
-    def generate(self, question: str, sources: Sequence[Source]) -> Draft:
+    def generate(self, question: str, sources: Sequence[Source], history: Sequence[Turn] = ()) -> Draft:
         candidates = _shortlist(question, _candidates(sources[: self._settings.max_sources]))
         if not candidates:
             return Draft(text="")

@@ -24,7 +24,7 @@ from langchain_core.language_models import BaseChatModel
 from backend.answering.prompt import messages
 from backend.core.protocols import AnswerGenerator
 from backend.core.text import content_terms, looks_like_instruction, split_sentences
-from backend.core.types import Draft, Source
+from backend.core.types import Draft, Source, Turn
 
 _MARKER = re.compile(r"\[(\d+)\]")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
@@ -38,11 +38,11 @@ class LLMAnswerer:
         self._timeout_s = timeout_s
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="byline-llm")
 
-    def generate(self, question: str, sources: Sequence[Source]) -> Draft:
+    def generate(self, question: str, sources: Sequence[Source], history: Sequence[Turn] = ()) -> Draft:
         fallback = self._gate.generate(question, sources)
         if not fallback.text:
             return fallback  # nothing in the archive supports an answer: the model is not asked
-        future = self._pool.submit(self._chat.invoke, messages(question, sources))
+        future = self._pool.submit(self._chat.invoke, messages(question, sources, _pairs(history)))
         try:
             reply = future.result(timeout=self._timeout_s)
         except FutureTimeout:
@@ -51,14 +51,14 @@ class LLMAnswerer:
             return replace(fallback, degraded=f"the language model failed: {type(exc).__name__}: {exc}"[:300])
         return _final(str(reply.content), fallback, sources)
 
-    def stream(self, question: str, sources: Sequence[Source]) -> Iterator[str | Draft]:
+    def stream(self, question: str, sources: Sequence[Source], history: Sequence[Turn] = ()) -> Iterator[str | Draft]:
         fallback = self._gate.generate(question, sources)
         if not fallback.text:
             yield fallback
             return
         parts: list[str] = []
         try:
-            for chunk in self._chat.stream(messages(question, sources)):
+            for chunk in self._chat.stream(messages(question, sources, _pairs(history))):
                 token = str(chunk.content)
                 if token:
                     parts.append(token)
@@ -67,6 +67,10 @@ class LLMAnswerer:
             yield replace(fallback, degraded=f"the language model failed: {type(exc).__name__}: {exc}"[:300])
             return
         yield _final("".join(parts), fallback, sources)
+
+
+def _pairs(history: Sequence[Turn]) -> list[tuple[str, str]]:
+    return [(t.question, t.answer) for t in history]
 
 
 def _final(text: str, fallback: Draft, sources: Sequence[Source]) -> Draft:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from backend.core.text import looks_like_instruction, split_sentences
 from backend.core.types import Source
@@ -29,6 +29,7 @@ Rules:
 
 _CLOSING = re.compile(r"</?\s*source\b[^>]*>", re.IGNORECASE)
 _MAX_SOURCE_CHARS = 2400
+_OLD_MARKERS = re.compile(r"\s*\[\d+\]")
 REDACTED = "[a sentence addressed to an AI assistant was removed]"
 
 
@@ -47,11 +48,13 @@ def _redacted(text: str) -> str:
 
 
 def messages(question: str, sources: Sequence[Source], history: Sequence[tuple[str, str]] = ()) -> list[BaseMessage]:
-    """System rules, then earlier turns (question, answer), then the sources and the question."""
+    """System rules, then earlier turns (question, answer), then the sources and the question.
+
+    Earlier answers are shown without their ``[n]`` markers: those numbered other sources."""
     out: list[BaseMessage] = [SystemMessage(SYSTEM)]
     for asked, answered in history:
         out.append(HumanMessage(asked))
-        out.append(SystemMessage(f"(earlier answer) {answered}"))
+        out.append(AIMessage(_OLD_MARKERS.sub("", answered)))
     blocks = "\n\n".join(source_block(s) for s in sources)
     out.append(HumanMessage(f"Sources:\n\n{blocks}\n\nQuestion: {question}"))
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from backend.core.types import Chunk, Draft, Hit, SearchQuery, Source
+from backend.core.types import Chunk, Draft, Hit, SearchQuery, Source, Turn
 
 
 @runtime_checkable
@@ -56,11 +56,13 @@ class Retriever(Protocol):
 
 @runtime_checkable
 class AnswerGenerator(Protocol):
-    def generate(self, question: str, sources: Sequence[Source]) -> Draft: ...
+    def generate(self, question: str, sources: Sequence[Source], history: Sequence[Turn] = ()) -> Draft:
+        """``history``: the conversation's earlier turns, for generators that write with context."""
+        ...
 
 
 @runtime_checkable
 class StreamingGenerator(AnswerGenerator, Protocol):
-    def stream(self, question: str, sources: Sequence[Source]) -> Iterator[str | Draft]:
+    def stream(self, question: str, sources: Sequence[Source], history: Sequence[Turn] = ()) -> Iterator[str | Draft]:
         """Text pieces as they come, then the finished draft (last)."""
         ...

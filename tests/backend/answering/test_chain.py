@@ -41,7 +41,7 @@ class FixedGenerator:
         self.text = text
         self.seen: list[tuple[str, list[Source]]] = []
 
-    def generate(self, question: str, sources: Sequence[Source]) -> Draft:
+    def generate(self, question: str, sources: Sequence[Source], history: Sequence[Turn] = ()) -> Draft:
         self.seen.append((question, list(sources)))
         return Draft(self.text)
 

@@ -136,3 +136,14 @@ def test_with_a_model_follow_ups_are_condensed_by_it_and_by_rule_when_it_fails()
     assert len(chat.prompts) == 1  # standalone questions are not sent to the model
     broken = LLMCondenser(Scripted(error="down"), timeout_s=5)("What did he say about security?", history)
     assert broken == rewrite_followup("What did he say about security?", history)
+
+
+def test_the_model_sees_the_earlier_turns_without_their_old_markers(demo_services: Services, tmp_path: Path) -> None:
+    chat = Scripted(reply="He called his area 99 percent secure [1].")
+    chain = _chain(demo_services, tmp_path, chat)
+    first = chain.ask(QARATAPA_QUESTION)
+    chain.ask("What did he say about security?", session_id=first.session_id)
+    prompt = chat.prompts[-1]
+    assert [m.type for m in prompt] == ["system", "human", "ai", "human"]
+    assert prompt[1].content == QARATAPA_QUESTION
+    assert "[1]" not in str(prompt[2].content) and str(prompt[2].content)
