@@ -208,6 +208,8 @@ def evaluate_answers(services: Services, questions: Sequence[Question], progress
             support = citation_support([texts[a] for a in cited.values()], question.answers)
             if support is not None:
                 metrics["citation support"] = support
+        # The configured model did not write it (down, late, or it cited nothing the sources support).
+        metrics["degraded"] = float(answer.degraded is not None)
         validity = citation_validity(answer.text, cited, set(answer.retrieved))
         if validity is not None:
             metrics["citation validity"] = validity

@@ -87,11 +87,34 @@ class ExtractiveAnswerer:
 
         parts: list[str] = []
         snippets: dict[int, str] = {}
+        lead = _person_lead(question, candidates[chosen[0]].sentence)
+        if lead:
+            parts.append(f"{lead} [{candidates[chosen[0]].source.n}].")
         for i in chosen:
             cand = candidates[i]
             parts.append(f"{cand.sentence} [{cand.source.n}]")
             snippets.setdefault(cand.source.n, cand.sentence)
         return Draft(text=" ".join(parts), snippets=snippets)
+
+
+# "Mardan Salih, the Peshmerga commander of the sector," / "Imad Al-Maliki, who heads the command,"
+_APPOSITION = re.compile(
+    r"(?P<name>(?:[A-Z][\w'’-]+\s+){0,2}[A-Z][\w'’-]+(?:\s+(?:al-|Al-|bin|de|van|von)?\s*[A-Z][\w'’-]+){1,2})"
+    r",\s+(?P<role>(?:the|a|an|who)\s+[^,.;]{3,80}?),"
+)
+_WHO = re.compile(r"^\s*who\b", re.I)
+
+
+def _person_lead(question: str, sentence: str) -> str:
+    """For a "who" question, the named person with their role, when the best sentence gives both
+    mid-way ("... said Mardan Salih, the commander of the sector, ..."); empty when it already opens
+    with them or does not give them."""
+    if not _WHO.search(question):
+        return ""
+    match = _APPOSITION.search(sentence)
+    if match is None or match.start() == 0:
+        return ""
+    return f"{match.group('name')}, {match.group('role')}"
 
 
 def _candidates(sources: Sequence[Source]) -> list[_Candidate]:

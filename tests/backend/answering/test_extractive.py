@@ -3,6 +3,8 @@
 import pytest
 
 from backend.answering.chain import NOT_FOUND
+from backend.answering.extractive import ExtractiveAnswerer
+from backend.core.types import Chunk, Hit, Source
 from backend.services import Services
 from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION
 
@@ -38,3 +40,20 @@ def test_questions_the_archive_cannot_answer_get_no_citations(demo_services: Ser
     # It says what the archive holds and the nearest it came, and cites nothing.
     assert "It holds 22 articles published from 2023-04-20 to 2024-04-14." in answer.text
     assert 'The closest it has: "' in answer.text and "[" not in answer.text
+
+
+def test_who_answers_lead_with_the_person_and_role_named_mid_sentence(demo_services: Services) -> None:
+    text = (
+        "On Wednesday the visiting delegation met Hana Karimi, the director of the Kifri water board, "
+        "to discuss the dams. The talks lasted three hours."
+    )
+    chunk = Chunk(id="w:0", article_id="w", position=0, text=text, title="Water talks")
+    answerer = ExtractiveAnswerer(demo_services.embedder, demo_services.settings.answer)
+    draft = answerer.generate(
+        "Who directs the Kifri water board?", [Source(1, "w", "Water talks", None, None, None, (Hit(chunk, 1.0),))]
+    )
+    assert draft.text.startswith("Hana Karimi, the director of the Kifri water board [1]. On Wednesday")
+    plain = answerer.generate(
+        "What did the delegation discuss?", [Source(1, "w", "Water talks", None, None, None, (Hit(chunk, 1.0),))]
+    )
+    assert plain.text.startswith("On Wednesday")  # only "who" questions get a lead
