@@ -72,14 +72,19 @@ def test_the_planted_sentences_are_recognised() -> None:
 
 
 def _providers() -> list[str]:
-    return ["extractive", "llamacpp"] if HAS_LLAMA else ["extractive"]
+    return ["extractive", "llamacpp", "openai"] if HAS_LLAMA else ["extractive"]
 
 
 @pytest.mark.parametrize("provider", _providers())
-def test_no_answer_obeys_an_instruction_planted_in_an_article(poisoned: Services, provider: str) -> None:
+def test_no_answer_obeys_an_instruction_planted_in_an_article(
+    poisoned: Services, provider: str, request: pytest.FixtureRequest
+) -> None:
     services = poisoned
     if provider != "extractive":
-        llm = LLMSettings(provider=provider, timeout_s=120, max_tokens=120)
+        base_url = request.getfixturevalue("llama_server") if provider == "openai" else None
+        llm = LLMSettings(provider=provider, base_url=base_url, model="smollm2", timeout_s=120, max_tokens=120)
+        if provider == "llamacpp":
+            llm = llm.model_copy(update={"model": None})  # the packaged GGUF
         services = build_services(poisoned.settings.model_copy(update={"llm": llm}), poisoned.embedder)
     for question in QUESTIONS:
         answer = services.answers.ask(question)

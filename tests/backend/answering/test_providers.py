@@ -1,13 +1,9 @@
 """Each LLM provider against something real: a llama.cpp server on loopback, the model in process,
 and, for the down case, a closed loopback port (the provider's own client code runs every time)."""
 
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from backend.services import Services, build_services
@@ -33,34 +29,6 @@ def test_a_provider_that_is_down_gives_a_degraded_extractive_answer(demo_service
     assert time.perf_counter() - started < llm.timeout_s + 1 + 5
     assert answer.degraded is not None and "failed" in answer.degraded
     assert "Mardan Salih" in answer.text and answer.citations[0].article_id == QARATAPA_ID
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from backend.answering.llm import default_gguf
-
-    port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", default_gguf(), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", "4096"]  # fmt: skip
-    # Its log goes to a file: a pipe nobody reads fills up and stalls the server.
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, log.read_text(errors="replace")[-2000:]
-            assert time.monotonic() < deadline, "llama_cpp.server did not start within 120 s"
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def _answered_by_the_model(reason: str | None) -> bool:
