@@ -17,23 +17,13 @@ from itertools import groupby
 from backend.core.types import Chunk
 from backend.retrieval.dense import DenseRetriever
 from backend.services import Services
-from backend.store.chroma import ChromaStore
+from backend.store.chroma import ChromaStore, join_chunks
 
 COLLECTION = "byline_tutorial_baseline"
 CHUNK_SIZE, CHUNK_OVERLAP = 1000, 200
 _BATCH = 256
 
 Progress = Callable[[int, int], None]  # (passages embedded, passages in all)
-
-
-def join_chunks(chunks: list[Chunk]) -> str:
-    """An article's text again from its chunks in order, each overlap kept once."""
-    text = ""
-    for chunk in chunks:
-        piece = chunk.text
-        overlap = next((n for n in range(min(len(text), len(piece)), 0, -1) if text.endswith(piece[:n])), 0)
-        text = text + piece[overlap:] if overlap else (f"{text}\n\n{piece}" if text else piece)
-    return text
 
 
 def _articles(services: Services) -> Iterator[list[Chunk]]:
@@ -61,7 +51,7 @@ def tutorial_retriever(services: Services, progress: Progress | None = None) -> 
     pieces: list[Chunk] = []
     for group in articles:
         first = group[0]
-        for position, text in enumerate(splitter.split_text(join_chunks(group))):
+        for position, text in enumerate(splitter.split_text(join_chunks([c.text for c in group]))):
             piece_id = f"{first.article_id}:t{position}"
             pieces.append(replace(first, id=piece_id, position=position, text=text, cluster_id=None))
     for start in range(0, len(pieces), _BATCH):

@@ -134,3 +134,31 @@ def build_chat_model(settings: LLMSettings) -> BaseChatModel:
             )
         case _:
             raise ValueError(f"provider {settings.provider!r} has no chat model")
+
+
+def llm_problem(settings: LLMSettings, timeout_s: float = 2.0) -> str | None:
+    """Why the configured provider cannot answer now, or None when it can (for ``/ready``)."""
+    import httpx
+
+    match settings.provider:
+        case "extractive":
+            return None
+        case "llamacpp":
+            if importlib.util.find_spec("llama_cpp") is None:
+                return "llama-cpp-python is not installed"
+            try:
+                path = settings.model or default_gguf()
+            except ProviderUnavailable as exc:
+                return str(exc)
+            return None if Path(path).is_file() else f"no GGUF file at {path}"
+        case _:
+            if settings.provider == "openai" and not settings.base_url:
+                return None  # the hosted default: not probed from here
+            base = (settings.base_url or "http://127.0.0.1:11434").rstrip("/")
+            url = f"{base}/models" if settings.provider == "openai" else f"{base}/api/tags"
+            headers = {"Authorization": f"Bearer {settings.api_key.get_secret_value()}"}
+            try:
+                status = httpx.get(url, headers=headers, timeout=timeout_s).status_code
+            except httpx.HTTPError as exc:
+                return f"{settings.provider} server at {base} unreachable: {type(exc).__name__}"
+            return None if status < 400 else f"{settings.provider} server at {base} answered {status}"

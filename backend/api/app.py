@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from backend.api.errors import install_error_handlers
-from backend.api.routes import ask, health, search, sessions
+from backend.api.routes import archive, ask, health, search, sessions
 from backend.services import Services
 
 
@@ -21,4 +21,5 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(search.router)
     app.include_router(ask.router)
     app.include_router(sessions.router)
+    app.include_router(archive.router)
     return app

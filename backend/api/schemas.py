@@ -215,3 +215,41 @@ class TurnOut(BaseModel):
 class SessionOut(BaseModel):
     id: str
     turns: list[TurnOut]
+
+
+class OutletOut(BaseModel):
+    name: str
+    articles: int
+
+
+class ArchiveOut(BaseModel):
+    articles: int
+    chunks: int
+    first_published: datetime | None
+    last_published: datetime | None
+    last_ingest: datetime | None
+    outlets: list[OutletOut]
+
+
+class CopyOut(BaseModel):
+    id: str
+    url: str | None
+    source: str | None
+
+
+class ArticleOut(BaseModel):
+    """An article as stored: metadata, the outlets that carried copies of it, and its full text."""
+
+    id: str
+    title: str
+    url: str | None
+    source: str | None
+    published_at: datetime | None
+    cluster_id: str
+    copies: list[CopyOut]
+    text: str
+
+
+class ReadyOut(BaseModel):
+    status: str
+    checks: dict[str, str]

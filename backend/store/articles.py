@@ -223,6 +223,10 @@ class ArticleRegistry(sqlite.SqliteStore):
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
 
+    def last_ingested(self) -> str | None:
+        with self._connect() as db:
+            return db.execute("SELECT MAX(ingested_at) FROM articles").fetchone()[0]  # type: ignore[no-any-return]
+
     def span(self) -> tuple[int, str | None, str | None]:
         """Number of articles and the first and last publication time (ISO, UTC) among the dated."""
         with self._connect() as db:

@@ -96,6 +96,15 @@ def passes(chunk: Chunk, query: SearchQuery) -> bool:
     return not f.sources or source_key(chunk.source or "") in {source_key(s) for s in f.sources}
 
 
+def join_chunks(texts: Sequence[str]) -> str:
+    """Consecutive chunk texts of one article joined again, the sentences they share kept once."""
+    text = ""
+    for piece in texts:
+        overlap = next((n for n in range(min(len(text), len(piece)), 0, -1) if text.endswith(piece[:n])), 0)
+        text = text + piece[overlap:] if overlap else (f"{text}\n\n{piece}" if text else piece)
+    return text
+
+
 _OVERSAMPLE = 2  # as_of usually keeps most of an archive; a second, wider search covers the rest
 _MIN_WIDE = 50
 _MAX_WIDE = 1000
@@ -205,13 +214,13 @@ class ChromaStore:
             offset += len(ids)
 
     def article_text(self, article_id: str) -> str:
-        """An article's stored text, rebuilt from its chunks in order (overlaps repeat a sentence)."""
+        """An article's stored text, rebuilt from its chunks in order, each overlap kept once."""
         result = self._collection.get(where={"article_id": article_id}, include=["documents", "metadatas"])
         parts = sorted(
             zip(result["metadatas"] or [], result["documents"] or [], strict=True),
             key=lambda pair: int(cast(int, pair[0]["position"])),
         )
-        return "\n\n".join(text for _, text in parts)
+        return join_chunks([text for _, text in parts])
 
     def chunk_index(self) -> dict[str, tuple[str, int]]:
         """Every chunk id with its article and position (a full scan; for checks and status, not queries)."""

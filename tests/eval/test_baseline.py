@@ -2,7 +2,8 @@ from dataclasses import replace
 
 from backend.core.types import Chunk, SearchQuery
 from backend.services import Services
-from eval.baseline import CHUNK_SIZE, join_chunks, tutorial_retriever
+from backend.store.chroma import join_chunks
+from eval.baseline import CHUNK_SIZE, tutorial_retriever
 from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION
 
 TEXT = "One sentence here. Two sentences here. Three sentences here. Four sentences here."
@@ -12,8 +13,8 @@ def test_join_chunks_keeps_each_overlap_once() -> None:
     base = Chunk(id="a:0", article_id="a", position=0, text="")
     first = replace(base, text=TEXT[:38])  # "One sentence here. Two sentences here."
     second = replace(base, id="a:1", position=1, text=TEXT[19:])  # overlaps by "Two sentences here."
-    assert join_chunks([first, second]) == TEXT
-    assert join_chunks([first, replace(second, text="Apart.")]) == f"{TEXT[:38]}\n\nApart."
+    assert join_chunks([first.text, second.text]) == TEXT
+    assert join_chunks([first.text, "Apart."]) == f"{TEXT[:38]}\n\nApart."
 
 
 def test_tutorial_baseline_splits_by_characters_and_retrieves_densely(demo_services: Services) -> None:

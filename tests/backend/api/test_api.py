@@ -7,7 +7,8 @@ import httpx
 import pytest
 
 from backend.services import Services, build_services
-from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION, ServerThread
+from backend.settings import LLMSettings
+from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION, ServerThread, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +208,34 @@ def test_a_conversation_survives_a_server_restart(demo_services: Services) -> No
         )
         follow = _post(second.url, "/ask", {"question": "What did he say about security?", "session_id": session})
         assert "Mardan Salih" in follow.json()["rewritten_query"]
+
+
+def test_archive_describes_counts_dates_and_outlets(api_url: str) -> None:
+    body = httpx.get(f"{api_url}/archive", timeout=30).json()
+    assert body["articles"] == 22 and body["chunks"] >= 22
+    assert body["first_published"].startswith("2023-04-20") and body["last_published"].startswith("2024-04-14")
+    outlets = {o["name"]: o["articles"] for o in body["outlets"]}
+    assert sum(outlets.values()) == 22 and outlets["Northern Dispatch"] == 4
+    assert body["last_ingest"] is not None
+
+
+def test_a_citation_opens_as_the_full_article(api_url: str) -> None:
+    citation = _post(api_url, "/ask", {"question": QARATAPA_QUESTION}).json()["citations"][0]
+    article = httpx.get(f"{api_url}/articles/{citation['article_id']}", timeout=30).json()
+    assert article["id"] == QARATAPA_ID and article["source"] == "Northern Dispatch"
+    assert citation["snippet"] in article["text"] and article["text"].count("Mardan Salih, the Peshmerga") == 1
+    missing = httpx.get(f"{api_url}/articles/no-such-article", timeout=30)
+    assert missing.status_code == 404 and "no-such-article" in missing.json()["detail"]
+
+
+def test_ready_reports_an_unreachable_llm_while_health_stays_up(demo_services: Services) -> None:
+    with ServerThread(demo_services) as fine:
+        ready = httpx.get(f"{fine.url}/ready", timeout=30)
+        assert ready.status_code == 200 and ready.json()["checks"]["llm"] == "extractive"
+    down = LLMSettings(provider="openai", model="m", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0)
+    broken = build_services(demo_services.settings.model_copy(update={"llm": down}), demo_services.embedder)
+    with ServerThread(broken) as server:
+        ready = httpx.get(f"{server.url}/ready", timeout=30)
+        assert ready.status_code == 503 and ready.headers["content-type"] == "application/problem+json"
+        assert "openai server at http://127.0.0.1" in ready.json()["detail"]
+        assert httpx.get(f"{server.url}/health", timeout=30).status_code == 200
