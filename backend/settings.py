@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path("data")
+    # Comma-separated. When set, every route but /health and /ready needs one of them as
+    # "Authorization: Bearer <key>" or "X-API-Key: <key>".
+    api_keys: SecretStr = SecretStr("")
     embedding: EmbeddingSettings = EmbeddingSettings()
     chroma: ChromaSettings = ChromaSettings()
     chunking: ChunkingSettings = ChunkingSettings()
@@ -119,6 +122,9 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     llm: LLMSettings = LLMSettings()
     sessions: SessionSettings = SessionSettings()
+
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
 
     @property
     def chroma_dir(self) -> Path:

@@ -124,7 +124,14 @@ def serve(
     from backend.services import build_services
     from backend.settings import get_settings
 
-    services = build_services(get_settings())
+    settings = get_settings()
+    if not settings.api_key_list() and host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(
+            f"warning: serving on {host} without API keys: anyone who reaches it can ask and read the archive;"
+            " set BYLINE_API_KEYS",
+            err=True,
+        )
+    services = build_services(settings)
     services.embedder.load()  # before the first request, not during it
     services.lexical.warm()
     uvicorn.run(create_app(services), host=host, port=port)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from backend.api.auth import require_key
 from backend.api.errors import install_error_handlers
 from backend.api.routes import archive, ask, health, search, sessions
 from backend.services import Services
@@ -17,9 +18,8 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(search.router)
-    app.include_router(ask.router)
-    app.include_router(sessions.router)
-    app.include_router(archive.router)
+    app.include_router(health.router)  # /health and /ready stay open for probes
+    protected = [Depends(require_key)]
+    for module in (search, ask, sessions, archive):
+        app.include_router(module.router, dependencies=protected)
     return app

@@ -10,6 +10,11 @@ class BylineError(Exception):
     title = "Internal error"
 
 
+class Unauthorized(BylineError):
+    status = 401
+    title = "Unauthorized"
+
+
 class NotFound(BylineError):
     status = 404
     title = "Not found"

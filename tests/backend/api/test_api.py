@@ -5,6 +5,7 @@ from datetime import date
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from backend.services import Services, build_services
 from backend.settings import LLMSettings
@@ -239,3 +240,30 @@ def test_ready_reports_an_unreachable_llm_while_health_stays_up(demo_services: S
         assert ready.status_code == 503 and ready.headers["content-type"] == "application/problem+json"
         assert "openai server at http://127.0.0.1" in ready.json()["detail"]
         assert httpx.get(f"{server.url}/health", timeout=30).status_code == 200
+
+
+def test_with_api_keys_every_route_but_the_probes_needs_one(demo_services: Services) -> None:
+    locked = build_services(
+        demo_services.settings.model_copy(update={"api_keys": SecretStr("first-key, second-key")}),
+        demo_services.embedder,
+    )
+    with ServerThread(locked) as server:
+        url = server.url
+        assert httpx.get(f"{url}/health", timeout=30).status_code == 200
+        assert httpx.get(f"{url}/ready", timeout=30).status_code == 200
+        for method, path, body in [
+            ("POST", "/search", {"query": "Peshmerga"}),
+            ("POST", "/ask", {"question": QARATAPA_QUESTION}),
+            ("POST", "/ask/stream", {"question": QARATAPA_QUESTION}),
+            ("GET", "/sessions", None),
+            ("GET", "/archive", None),
+            ("GET", f"/articles/{QARATAPA_ID}", None),
+        ]:
+            bare = httpx.request(method, f"{url}{path}", json=body, timeout=30)
+            assert bare.status_code == 401 and bare.headers["content-type"] == "application/problem+json", path
+            wrong = httpx.request(method, f"{url}{path}", json=body, headers={"X-API-Key": "first-ke"}, timeout=30)
+            assert wrong.status_code == 401 and "not valid" in wrong.json()["detail"], path
+            bearer = {"Authorization": "Bearer second-key"}
+            assert httpx.request(method, f"{url}{path}", json=body, headers=bearer, timeout=30).status_code == 200
+            header = {"X-API-Key": "first-key"}
+            assert httpx.request(method, f"{url}{path}", json=body, headers=header, timeout=30).status_code == 200
