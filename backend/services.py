@@ -9,6 +9,7 @@ from langchain_core.language_models import BaseChatModel
 
 from backend.answering.chain import AnswerChain
 from backend.answering.extractive import ExtractiveAnswerer
+from backend.answering.feedback import FeedbackStore
 from backend.answering.generative import LLMAnswerer
 from backend.answering.llm import build_chat_model
 from backend.answering.rewrite import LLMCondenser, rewrite_followup
@@ -39,6 +40,7 @@ class Services:
     retriever: Retriever
     answers: AnswerChain
     sessions: SessionStore
+    feedback: FeedbackStore
 
 
 def build_store(settings: Settings) -> ChromaStore:
@@ -146,4 +148,5 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         retriever=retriever,
         answers=answers,
         sessions=sessions,
+        feedback=FeedbackStore(settings.sessions_db),
     )

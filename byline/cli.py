@@ -23,6 +23,30 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(eval_app, name="eval")
+feedback_app = typer.Typer(help="Readers' feedback on answers.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out: Annotated[Path | None, typer.Option(help="JSON Lines file (default: standard output).")] = None,
+) -> None:
+    """Every thumbs up/down with its comment, question, answer and citations, oldest first (JSON Lines).
+
+    Reads SQLite only, so it is safe while the server runs."""
+    import json
+
+    from backend.answering.feedback import FeedbackStore
+    from backend.settings import get_settings
+
+    rows = FeedbackStore(get_settings().sessions_db).export()
+    lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if out is None:
+        sys.stdout.writelines(lines)
+        return
+    with out.open("w", encoding="utf-8") as fh:
+        count = sum(fh.write(line) > 0 for line in lines)
+    typer.echo(f"{count} feedback records written to {out}", err=True)
 
 
 def _progress(quiet: bool) -> Callable[[IngestReport], None]:

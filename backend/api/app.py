@@ -6,7 +6,7 @@ from fastapi import Depends, FastAPI
 
 from backend.api.auth import require_key
 from backend.api.errors import install_error_handlers
-from backend.api.routes import archive, ask, health, search, sessions
+from backend.api.routes import archive, ask, feedback, health, search, sessions
 from backend.services import Services
 
 
@@ -20,6 +20,6 @@ def create_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)  # /health and /ready stay open for probes
     protected = [Depends(require_key)]
-    for module in (search, ask, sessions, archive):
+    for module in (search, ask, sessions, archive, feedback):
         app.include_router(module.router, dependencies=protected)
     return app

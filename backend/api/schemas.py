@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -253,3 +254,14 @@ class ArticleOut(BaseModel):
 class ReadyOut(BaseModel):
     status: str
     checks: dict[str, str]
+
+
+class FeedbackRequest(Strict):
+    session_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    turn: int = Field(ge=0, le=10_000, description="Which answer of the conversation: 0 is the first.")
+    rating: Literal["up", "down"]
+    comment: str = Field(default="", max_length=2000)
+
+
+class FeedbackCreated(BaseModel):
+    id: int

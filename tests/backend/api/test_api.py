@@ -1,6 +1,9 @@
 """The HTTP contract, through a real uvicorn server on a free loopback port."""
 
 import json
+import os
+import subprocess
+import sys
 from datetime import date
 
 import httpx
@@ -267,3 +270,22 @@ def test_with_api_keys_every_route_but_the_probes_needs_one(demo_services: Servi
             assert httpx.request(method, f"{url}{path}", json=body, headers=bearer, timeout=30).status_code == 200
             header = {"X-API-Key": "first-key"}
             assert httpx.request(method, f"{url}{path}", json=body, headers=header, timeout=30).status_code == 200
+
+
+def test_feedback_on_an_answer_is_stored_and_exported(api_url: str, demo_services: Services) -> None:
+    session = _post(api_url, "/ask", {"question": QARATAPA_QUESTION}).json()["session_id"]
+    body = {"session_id": session, "turn": 0, "rating": "down", "comment": "Name the Iraqi commander too."}
+    created = _post(api_url, "/feedback", body)
+    assert created.status_code == 201 and created.json()["id"] > 0
+    assert _post(api_url, "/feedback", {**body, "turn": 1}).status_code == 404
+    assert _post(api_url, "/feedback", {**body, "session_id": "nobody"}).status_code == 404
+    assert _post(api_url, "/feedback", {**body, "rating": "meh"}).status_code == 422
+    env = {**os.environ, "BYLINE_DATA_DIR": str(demo_services.settings.data_dir)}
+    export = subprocess.run(
+        [sys.executable, "-m", "byline", "feedback", "export"], capture_output=True, text=True, env=env, check=True
+    )
+    records = [json.loads(line) for line in export.stdout.splitlines()]
+    mine = next(r for r in records if r["session_id"] == session)
+    assert (mine["rating"], mine["comment"], mine["turn"]) == ("down", "Name the Iraqi commander too.", 0)
+    assert mine["question"] == QARATAPA_QUESTION and "Mardan Salih" in mine["answer"]
+    assert mine["citations"][0]["article_id"] == QARATAPA_ID
