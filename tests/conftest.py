@@ -15,7 +15,10 @@ import httpx
 import pytest
 import uvicorn
 
+from backend.answering.chain import AnswerChain
+from backend.answering.sessions import SessionStore
 from backend.api.app import create_app
+from backend.core.protocols import AnswerGenerator
 from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services, build_services
 from backend.settings import EmbeddingSettings, Settings
@@ -121,3 +124,16 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def chain_with(services: Services, tmp_path: Path, generator: AnswerGenerator) -> AnswerChain:
+    """The demo archive's reader and retriever behind another generator, with sessions of its own."""
+    return AnswerChain(
+        services.reader,
+        services.retriever,
+        generator,
+        SessionStore(tmp_path / "s.db"),
+        k=10,
+        max_sources=5,
+        history_turns=3,
+    )

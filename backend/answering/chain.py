@@ -17,14 +17,13 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 from backend.answering.rewrite import rewrite_followup
 from backend.answering.sessions import SessionStore, new_session_id
 from backend.core.protocols import AnswerGenerator, Retriever, StreamingGenerator
-from backend.core.text import split_sentences
+from backend.core.text import split_sentences, tidy_spacing
 from backend.core.types import Answer, Citation, Draft, Hit, Reading, SearchFilters, SearchQuery, Source, Turn
 from backend.retrieval.reading import QueryReader
 
 NOT_FOUND = "The archive has no article that answers this question."
 
 _MARKERS = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
 _SNIPPET_CHARS = 300
 
 
@@ -88,8 +87,7 @@ def verify_citations(draft: Draft, sources: Sequence[Source]) -> tuple[str, tupl
             kept.append(f"[{order.index(n) + 1}]")
         return "".join(dict.fromkeys(kept))
 
-    text = _MARKERS.sub(renumber, draft.text)
-    text = _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(text.split()))
+    text = tidy_spacing(_MARKERS.sub(renumber, draft.text))
     citations = []
     for new_n, old_n in enumerate(order, start=1):
         src = by_n[old_n]

@@ -23,11 +23,10 @@ from langchain_core.language_models import BaseChatModel
 
 from backend.answering.prompt import messages
 from backend.core.protocols import AnswerGenerator
-from backend.core.text import content_terms, looks_like_instruction, split_sentences
+from backend.core.text import content_terms, looks_like_instruction, split_sentences, strip_markers, tidy_spacing
 from backend.core.types import Draft, Source, Turn
 
 _MARKER = re.compile(r"\[(\d+)\]")
-_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
 MIN_CITATION_SUPPORT = 0.25  # share of a cited sentence's words that must appear in one sentence of its source
 
 
@@ -94,7 +93,7 @@ def check_citations(text: str, sources: Sequence[Source]) -> tuple[str, dict[int
     snippets: dict[int, str] = {}
     kept_sentences = []
     for sentence in split_sentences(text):
-        terms = set(content_terms(_MARKER.sub("", sentence)))
+        terms = set(content_terms(strip_markers(sentence)))
 
         def verdict(match: re.Match[str], terms: set[str] = terms) -> str:
             n = int(match.group(1))
@@ -110,4 +109,4 @@ def check_citations(text: str, sources: Sequence[Source]) -> tuple[str, dict[int
         checked = _MARKER.sub(verdict, sentence)
         if _MARKER.search(checked):
             kept_sentences.append(checked)  # a sentence left without a supported citation is dropped
-    return _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(kept_sentences)), snippets
+    return tidy_spacing(" ".join(kept_sentences)), snippets

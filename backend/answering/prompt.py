@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from backend.core.text import looks_like_instruction, split_sentences
+from backend.core.text import looks_like_instruction, split_sentences, strip_markers
 from backend.core.types import Source
 
 SYSTEM = """You answer questions about a news archive using only the numbered sources given to you.
@@ -29,7 +29,6 @@ Rules:
 
 _CLOSING = re.compile(r"</?\s*source\b[^>]*>", re.IGNORECASE)
 _MAX_SOURCE_CHARS = 2400
-_OLD_MARKERS = re.compile(r"\s*\[\d+\]")
 REDACTED = "[a sentence addressed to an AI assistant was removed]"
 
 
@@ -54,7 +53,7 @@ def messages(question: str, sources: Sequence[Source], history: Sequence[tuple[s
     out: list[BaseMessage] = [SystemMessage(SYSTEM)]
     for asked, answered in history:
         out.append(HumanMessage(asked))
-        out.append(AIMessage(_OLD_MARKERS.sub("", answered)))
+        out.append(AIMessage(strip_markers(answered)))
     blocks = "\n\n".join(source_block(s) for s in sources)
     out.append(HumanMessage(f"Sources:\n\n{blocks}\n\nQuestion: {question}"))
     return out

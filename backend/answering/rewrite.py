@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from langchain_core.language_models import BaseChatModel
 
-from backend.core.text import content_terms, split_sentences
+from backend.core.text import content_terms, split_sentences, strip_markers
 from backend.core.types import Turn
 
 _REFERRING = frozenset(
@@ -23,7 +23,6 @@ _REFERRING = frozenset(
 )
 _FOLLOWUP_OPENERS = ("and ", "what about", "how about", "also ", "why ", "when ", "where ")
 _NAME = re.compile(r"\b[A-Z][\w'’-]+(?:\s+(?:al-|Al-|bin |de |van |von )?[A-Z][\w'’-]+)+")
-_MARKER = re.compile(r"\s*\[\d+\]")
 _MAX_CONTEXT_WORDS = 40
 _CONDENSE_TURNS = 2
 _MAX_CONDENSED_CHARS = 400
@@ -70,7 +69,7 @@ def rewrite_followup(question: str, history: Sequence[Turn]) -> str:
         return question
     last = history[-1]
     previous = _strip_context(last.rewritten_query)
-    answer = _MARKER.sub("", last.answer)
+    answer = strip_markers(last.answer)
     known = f"{previous} {question}".lower()
     names = [n for n in dict.fromkeys(_NAME.findall(answer)) if n.lower() not in known][:3]
     standalone = _name_the_person(question, names[0]) if names else question
@@ -103,7 +102,7 @@ class LLMCondenser:
         if not history or not is_followup(question):
             return question.strip()
         conversation = "\n".join(
-            f"Q: {t.question}\nA: {_MARKER.sub('', t.answer)[:400]}" for t in history[-_CONDENSE_TURNS:]
+            f"Q: {t.question}\nA: {strip_markers(t.answer)[:400]}" for t in history[-_CONDENSE_TURNS:]
         )
         prompt = CONDENSE_PROMPT.format(conversation=conversation, question=question.strip())
         try:

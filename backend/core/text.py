@@ -88,6 +88,20 @@ def _stem(word: str) -> str:
     return word
 
 
+_CITATION_MARKER = re.compile(r"\s*\[\d+\]")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
+
+
+def strip_markers(text: str) -> str:
+    """Text without its ``[n]`` citation markers (an earlier answer quoted as context)."""
+    return _CITATION_MARKER.sub("", text)
+
+
+def tidy_spacing(text: str) -> str:
+    """Runs of whitespace as one space, none before punctuation: text after words were cut out of it."""
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(text.split()))
+
+
 def normalize_for_hash(text: str) -> str:
     return " ".join(text.split()).casefold()
 

@@ -26,7 +26,7 @@ from backend.retrieval.hybrid import fuse_rrf, fuse_weighted
 from backend.retrieval.rerank import Reranker
 from backend.settings import RetrievalSettings
 from backend.store.articles import ArticleRegistry
-from backend.store.chroma import source_key
+from backend.store.chroma import source_key, source_keys
 
 _DAY = 86_400
 
@@ -88,7 +88,7 @@ class NewsRetriever:
 
         top = max(h.score for h in candidates) or 1.0
         scored: list[Hit] = []
-        named_keys = {source_key(n) for n in named}
+        named_keys = source_keys(named)
         for hit in candidates:
             score = hit.score / top
             chunk = hit.chunk

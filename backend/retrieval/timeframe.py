@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable
 from datetime import date, timedelta
 
+from backend.core.text import tidy_spacing
 from backend.core.types import DateWindow
 
 _MONTHS = {
@@ -161,7 +162,6 @@ def _fixed(start_days: int, end_days: int) -> Callable[[re.Match[str], date], Sp
 
 
 _I = re.IGNORECASE
-_SPACE_BEFORE_PUNCT = re.compile(r"\s+([?.!,;:])")
 _RULES: list[Rule] = [
     (re.compile(r"\b\d{4}-\d{2}-\d{2}\b"), _iso),
     (
@@ -226,7 +226,7 @@ def read_window(question: str, as_of: date) -> tuple[DateWindow | None, str]:
 
 
 def _without(question: str, start: int, end: int) -> str:
-    return _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join((question[:start] + " " + question[end:]).split()))
+    return tidy_spacing(question[:start] + " " + question[end:])
 
 
 def _clip(span: Span | None, as_of: date, phrase: str) -> DateWindow | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,6 +27,12 @@ _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
 def source_key(name: str) -> str:
     """Outlet names compared without case, spaces or punctuation ("The Verge" == "the-verge")."""
     return _NON_ALNUM.sub("", name.casefold())
+
+
+@lru_cache(maxsize=256)
+def source_keys(sources: tuple[str, ...]) -> frozenset[str]:
+    """The keys of a filter's outlets, computed once per filter rather than once per chunk tested."""
+    return frozenset(source_key(s) for s in sources)
 
 
 def chunk_metadata(chunk: Chunk) -> dict[str, Scalar]:
@@ -77,7 +84,7 @@ def build_where(query: SearchQuery) -> dict[str, Any] | None:
     if filters.published_before is not None:
         clauses.append({"published_ts": {"$lte": end_of_day(filters.published_before)}})
     if filters.sources:
-        clauses.append({"source_key": {"$in": sorted({source_key(s) for s in filters.sources})}})
+        clauses.append({"source_key": {"$in": sorted(source_keys(filters.sources))}})
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
@@ -93,7 +100,7 @@ def passes(chunk: Chunk, query: SearchQuery) -> bool:
         return False
     if f.published_before is not None and (published is None or published > end_of_day(f.published_before)):
         return False
-    return not f.sources or source_key(chunk.source or "") in {source_key(s) for s in f.sources}
+    return not f.sources or source_key(chunk.source or "") in source_keys(f.sources)
 
 
 def join_chunks(texts: Sequence[str]) -> str:

@@ -25,7 +25,7 @@ from backend.core.dates import end_of_day, start_of_day
 from backend.core.text import content_terms
 from backend.core.types import Chunk, SearchQuery
 from backend.store import sqlite
-from backend.store.chroma import source_key
+from backend.store.chroma import source_key, source_keys
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -217,6 +217,6 @@ def _mask(s: _Snapshot, query: SearchQuery) -> npt.NDArray[np.bool_]:
     if f.published_before is not None:
         keep &= s.dated & (s.published_ts <= end_of_day(f.published_before))
     if f.sources:
-        wanted = [s.source_codes[key] for key in {source_key(x) for x in f.sources} if key in s.source_codes]
+        wanted = [s.source_codes[key] for key in source_keys(f.sources) if key in s.source_codes]
         keep &= np.isin(s.source, wanted)
     return keep

@@ -4,7 +4,8 @@ import itertools
 import json
 import logging
 from collections.abc import Iterator
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
@@ -21,17 +22,16 @@ log = logging.getLogger("byline.api")
 router = APIRouter(tags=["questions"])
 
 
+def _ask_args(body: AskRequest, as_of: date) -> dict[str, Any]:
+    filters = body.filters.to_core() if body.filters else None
+    return {"session_id": body.session_id, "as_of": as_of, "filters": filters, "k": body.k}
+
+
 @router.post("/ask")
 def ask(body: AskRequest, services: Annotated[Services, Depends(get_services)]) -> AskResponse:
     """An answer with numbered citations; pass the returned ``session_id`` back for follow-ups."""
     as_of = body.as_of or today_utc()
-    answer = services.answers.ask(
-        body.question,
-        session_id=body.session_id,
-        as_of=as_of,
-        filters=body.filters.to_core() if body.filters else None,
-        k=body.k,
-    )
+    answer = services.answers.ask(body.question, **_ask_args(body, as_of))
     return AskResponse.from_core(answer, as_of)
 
 
@@ -45,13 +45,7 @@ def ask_stream(body: AskRequest, services: Annotated[Services, Depends(get_servi
     is written), then ``answer`` (the verified answer, as ``POST /ask`` returns it; its text replaces
     the tokens). A failure after the stream began arrives as an ``error`` event."""
     as_of = body.as_of or today_utc()
-    events = services.answers.stream(
-        body.question,
-        session_id=body.session_id,
-        as_of=as_of,
-        filters=body.filters.to_core() if body.filters else None,
-        k=body.k,
-    )
+    events = services.answers.stream(body.question, **_ask_args(body, as_of))
     # Reading and retrieval run before the response starts, so their errors are ordinary problem+json.
     first = next(events)
 

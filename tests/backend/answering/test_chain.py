@@ -6,10 +6,9 @@ import pytest
 
 from backend.answering.chain import NOT_FOUND, AnswerChain, number_sources, verify_citations
 from backend.answering.rewrite import is_followup, rewrite_followup
-from backend.answering.sessions import SessionStore
 from backend.core.types import Chunk, Draft, Hit, Source, Turn
 from backend.services import Services
-from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION
+from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION, chain_with
 
 
 def _hit(article_id: str, position: int = 0, score: float = 0.5) -> Hit:
@@ -47,15 +46,7 @@ class FixedGenerator:
 
 
 def _chain(services: Services, tmp_path: Path, generator: FixedGenerator) -> AnswerChain:
-    return AnswerChain(
-        services.reader,
-        services.retriever,
-        generator,
-        SessionStore(tmp_path / "s.db"),
-        k=10,
-        max_sources=5,
-        history_turns=3,
-    )
+    return chain_with(services, tmp_path, generator)
 
 
 def test_chain_keeps_only_citations_of_retrieved_articles(demo_services: Services, tmp_path: Path) -> None:

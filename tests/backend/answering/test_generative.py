@@ -15,10 +15,9 @@ from backend.answering.extractive import ExtractiveAnswerer
 from backend.answering.generative import LLMAnswerer, check_citations
 from backend.answering.prompt import SYSTEM, source_block
 from backend.answering.rewrite import LLMCondenser, rewrite_followup
-from backend.answering.sessions import SessionStore
 from backend.core.types import Answer, Chunk, Hit, Source, Turn
 from backend.services import Services
-from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION
+from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION, chain_with
 
 
 class Scripted(BaseChatModel):
@@ -50,15 +49,7 @@ class Scripted(BaseChatModel):
 def _chain(services: Services, tmp_path: Path, chat: Scripted, timeout_s: float = 5.0) -> AnswerChain:
     gate = ExtractiveAnswerer(services.embedder, services.settings.answer)
     generator = LLMAnswerer(chat, gate=gate, timeout_s=timeout_s)
-    return AnswerChain(
-        services.reader,
-        services.retriever,
-        generator,
-        SessionStore(tmp_path / "s.db"),
-        k=10,
-        max_sources=5,
-        history_turns=3,
-    )
+    return chain_with(services, tmp_path, generator)
 
 
 def test_the_model_sees_numbered_sources_and_its_citations_are_checked(demo_services: Services, tmp_path: Path) -> None:
