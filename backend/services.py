@@ -14,7 +14,7 @@ from backend.answering.generative import LLMAnswerer
 from backend.answering.llm import build_chat_model
 from backend.answering.rewrite import LLMCondenser, rewrite_followup
 from backend.answering.sessions import SessionStore
-from backend.core.protocols import AnswerGenerator, Embedder, Retriever
+from backend.core.protocols import AnswerGenerator, ArchiveWriter, Embedder, Retriever
 from backend.core.types import Turn
 from backend.embedding import SentenceTransformerEmbedder
 from backend.retrieval.dense import DenseRetriever
@@ -41,6 +41,8 @@ class Services:
     answers: AnswerChain
     sessions: SessionStore
     feedback: FeedbackStore
+    # None: a read-only server (POST and DELETE /articles answer 503); see ingest.writer.with_writer.
+    writer: ArchiveWriter | None = None
 
 
 def build_store(settings: Settings) -> ChromaStore:

@@ -102,6 +102,19 @@ class SessionSettings(BaseModel):
     max_age_days: float = Field(default=30.0, ge=0.0)
 
 
+class ApiSettings(BaseModel):
+    # Request bodies beyond these sizes get 413, counted as they arrive (chunked bodies too).
+    max_body_bytes: int = Field(default=1_000_000, ge=1_024)
+    max_upload_bytes: int = Field(default=50_000_000, ge=1_024)  # POST /articles/files
+    max_articles_per_request: int = Field(default=100, ge=1, le=10_000)
+    max_messages: int = Field(default=50, ge=1, le=1_000)  # /v1/chat/completions conversation length
+    # Per API key, or per client address without keys: a bucket of `rate_burst` requests refilled at
+    # `rate_per_minute`; beyond it 429 with Retry-After. 0 turns it off. Generous by default: a
+    # person in the chat never meets it, a runaway script does. Per process (see README).
+    rate_per_minute: float = Field(default=600.0, ge=0.0)
+    rate_burst: int = Field(default=60, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BYLINE_",
@@ -114,6 +127,10 @@ class Settings(BaseSettings):
     # Comma-separated. When set, every route but /health and /ready needs one of them as
     # "Authorization: Bearer <key>" or "X-API-Key: <key>".
     api_keys: SecretStr = SecretStr("")
+    # Comma-separated. When set, only these keys may write (POST and DELETE /articles); they also
+    # read. Without them, any accepted key (or anyone, without keys) may write.
+    admin_keys: SecretStr = SecretStr("")
+    api: ApiSettings = ApiSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     chroma: ChromaSettings = ChromaSettings()
     chunking: ChunkingSettings = ChunkingSettings()
@@ -124,7 +141,10 @@ class Settings(BaseSettings):
     sessions: SessionSettings = SessionSettings()
 
     def api_key_list(self) -> list[str]:
-        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+        return _keys(self.api_keys)
+
+    def admin_key_list(self) -> list[str]:
+        return _keys(self.admin_keys)
 
     @property
     def chroma_dir(self) -> Path:
@@ -141,6 +161,10 @@ class Settings(BaseSettings):
     @property
     def sessions_db(self) -> Path:
         return self.data_dir / "sessions.sqlite3"
+
+
+def _keys(value: SecretStr) -> list[str]:
+    return [k.strip() for k in value.get_secret_value().split(",") if k.strip()]
 
 
 @lru_cache(maxsize=1)

@@ -98,6 +98,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str]) -> tuple[subprocess.
     port = _free_port()
     env = {**os.environ, "BYLINE_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", **extra_env}
     command = [sys.executable, "-m", "byline", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    env.setdefault("BYLINE_API__RATE_PER_MINUTE", "0")  # a load generator is not a runaway client
     server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300

@@ -141,12 +141,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind; loopback unless you mean to expose it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Start the HTTP API (POST /ask, POST /search, GET /health; docs at /docs)."""
+    """Start the HTTP API (docs at /docs). While it runs, ingest through it (POST /articles): it is the
+    one process that writes its data directory."""
     import uvicorn
 
     from backend.api.app import create_app
     from backend.services import build_services
     from backend.settings import get_settings
+    from ingest.writer import with_writer
 
     settings = get_settings()
     if not settings.api_key_list() and host not in ("127.0.0.1", "localhost", "::1"):
@@ -155,7 +157,7 @@ def serve(
             " set BYLINE_API_KEYS",
             err=True,
         )
-    services = build_services(settings)
+    services = with_writer(build_services(settings))
     services.embedder.load()  # before the first request, not during it
     services.lexical.warm()
     uvicorn.run(create_app(services), host=host, port=port)

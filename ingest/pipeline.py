@@ -18,7 +18,7 @@ from pathlib import Path
 
 from backend.core.protocols import Embedder
 from backend.core.text import text_hash
-from backend.core.types import Article
+from backend.core.types import Article, Removal
 from backend.settings import Settings
 from backend.store.articles import ArticleRecord, ArticleRegistry, Copy
 from backend.store.chroma import ChromaStore
@@ -54,6 +54,8 @@ class IngestReport:
     articles_pruned: int = 0
     # Story clusters this run touched that hold more than one article: cluster id -> member ids.
     clusters: dict[str, list[str]] = field(default_factory=dict)
+    # What happened to each article id of the run: "new", "updated", "unchanged" or "copy", and a detail.
+    outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)
     errors: list[LoadError] = field(default_factory=list)
     warnings: list[LoadError] = field(default_factory=list)
     bytes_total: int = 0
@@ -178,17 +180,18 @@ class Ingestor:
             self._lexical.clear()
             self._lexical.add(self._store.iter_chunks())
 
-    def _articles(self, paths: Iterable[Path], report: IngestReport) -> Iterator[tuple[Article, str]]:
+    def _articles(
+        self, paths: Iterable[Path], report: IngestReport, origin: str | None = None
+    ) -> Iterator[tuple[Article, str, LoadError]]:
+        """Articles from files with the place each came from (for warnings), broken records reported."""
         files = list(iter_files(paths))
         report.bytes_total = sum(f.stat().st_size for f in files if isinstance(f, Path) and f != STDIN)
-        seen: set[str] = set()
-        max_chars = self._settings.ingest.max_chars
         for item in files:
             if isinstance(item, LoadError):
                 report.errors.append(item)
                 continue
             report.files += 1
-            origin = "-" if item == STDIN else str(item.resolve())
+            item_origin = origin or ("-" if item == STDIN else str(item.resolve()))
             base = report.bytes_done
             for rec, offset in load_file(item):
                 report.bytes_done = base + offset
@@ -202,22 +205,51 @@ class Ingestor:
                     report.errors.append(LoadError(rec.path, rec.line, str(exc)))
                     continue
                 report.warnings.extend(LoadError(rec.path, rec.line, w) for w in warnings)
-                if article.id in seen:
-                    report.duplicate_ids += 1
-                    report.warnings.append(LoadError(rec.path, rec.line, f"id {article.id!r} seen before; skipped"))
-                    continue
-                seen.add(article.id)
-                if len(article.text) > max_chars:
-                    report.warnings.append(
-                        LoadError(rec.path, rec.line, f"text of {len(article.text):,} characters cut to {max_chars:,}")
-                    )
-                    article = replace(article, text=article.text[:max_chars])
-                yield article, origin
+                yield article, item_origin, LoadError(rec.path, rec.line, "")
 
-    def ingest(self, paths: Iterable[Path], progress: Progress | None = None, prune: bool = False) -> IngestReport:
-        """Ingest ``paths``; with ``prune``, also remove articles that came from these paths but are gone."""
+    def _checked(
+        self, items: Iterable[tuple[Article, str, LoadError]], report: IngestReport
+    ) -> Iterator[tuple[Article, str]]:
+        """The run's rules for every article, wherever it came from: first id wins, long texts are cut."""
+        seen: set[str] = set()
+        max_chars = self._settings.ingest.max_chars
+        for article, origin, where in items:
+            if article.id in seen:
+                report.duplicate_ids += 1
+                report.warnings.append(replace(where, message=f"id {article.id!r} seen before; skipped"))
+                continue
+            seen.add(article.id)
+            if len(article.text) > max_chars:
+                message = f"text of {len(article.text):,} characters cut to {max_chars:,}"
+                report.warnings.append(replace(where, message=message))
+                article = replace(article, text=article.text[:max_chars])
+            yield article, origin
+
+    def ingest(
+        self, paths: Iterable[Path], progress: Progress | None = None, prune: bool = False, origin: str | None = None
+    ) -> IngestReport:
+        """Ingest ``paths``; with ``prune``, also remove articles that came from these paths but are gone.
+
+        ``origin`` is recorded instead of each file's own path (an upload's temporary file is no origin)."""
         paths = list(paths)
         report = IngestReport()
+        origins = [str(p.resolve()) for p in paths if p != STDIN] if prune else None
+        return self._run(self._articles(paths, report, origin), report, progress, origins)
+
+    def ingest_articles(
+        self, articles: Iterable[tuple[Article, LoadError]], origin: str, progress: Progress | None = None
+    ) -> IngestReport:
+        """Ingest articles that did not come from files (an HTTP request); ``LoadError`` says where each is."""
+        report = IngestReport()
+        return self._run(((a, origin, where) for a, where in articles), report, progress, None)
+
+    def _run(
+        self,
+        items: Iterable[tuple[Article, str, LoadError]],
+        report: IngestReport,
+        progress: Progress | None,
+        prune_origins: list[str] | None,
+    ) -> IngestReport:
         started = time.perf_counter()
         clusterer = StoryClusterer(self._registry.lsh_candidates, self._cluster_of)
         present: set[str] = set()  # stored ids whose text is still in the source (for prune)
@@ -225,7 +257,7 @@ class Ingestor:
             self._sync_lexical()
             batch: list[tuple[Article, str]] = []
             run_texts: dict[str, str] = {}
-            for article, origin in self._articles(paths, report):
+            for article, origin in self._checked(items, report):
                 batch.append((article, origin))
                 if len(batch) >= self._settings.ingest.batch_articles:
                     present |= self._write(batch, report, clusterer, run_texts)
@@ -234,9 +266,8 @@ class Ingestor:
                     if progress:
                         progress(report)
             present |= self._write(batch, report, clusterer, run_texts)
-            if prune:
-                origins = [str(p.resolve()) for p in paths if p != STDIN]
-                gone = sorted(self._registry.ids_from_origins(origins) - present)
+            if prune_origins is not None:
+                gone = sorted(self._registry.ids_from_origins(prune_origins) - present)
                 delete_articles(self._store, self._registry, self._lexical, gone)
                 report.articles_pruned = len(gone)
         report.bytes_done = report.bytes_total
@@ -269,6 +300,7 @@ class Ingestor:
             record = known.get(article.id)
             if record is not None and record.content_hash == digest:
                 report.articles_unchanged += 1
+                report.outcomes[article.id] = ("unchanged", "stored before with the same content; not embedded again")
                 present.add(article.id)
                 continue
             key = keys[article.id]
@@ -277,6 +309,7 @@ class Ingestor:
                 # The same text under another id: keep one copy, remember where else it ran.
                 batch.copies.append(Copy(article.id, owner, article.url, article.source, origin))
                 report.exact_copies += 1
+                report.outcomes[article.id] = ("copy", f"same text as stored article {owner}; kept as a copy of it")
                 present.add(owner)
                 if record is not None:  # it was a story of its own before and now repeats another
                     batch.stale.extend(self._store.chunk_ids_by_article([article.id]).get(article.id, {}))
@@ -325,8 +358,10 @@ class Ingestor:
                 report.clusters.setdefault(cluster_id, [cluster_id]).append(article.id)
             if article.id in known or old:
                 report.articles_updated += 1
+                report.outcomes[article.id] = ("updated", _chunks(len(chunks)))
             else:
                 report.articles_new += 1
+                report.outcomes[article.id] = ("new", _chunks(len(chunks)))
 
         self._flush(batch, report)
         clusterer.flush()
@@ -362,14 +397,18 @@ def delete_articles(
 
 def delete_article(
     settings: Settings, store: ChromaStore, registry: ArticleRegistry, lexical: LexicalIndex, id_or_url: str
-) -> str:
-    """Remove an article (by id or URL) with its chunks, or one recorded copy of it; say what went."""
+) -> Removal:
+    """Remove an article (by id or URL) with its chunks, or one recorded copy of it."""
     with writer_lock(settings.data_dir):
         article_id, copy = registry.find(id_or_url)
         if article_id is not None:
             removed = delete_articles(store, registry, lexical, [article_id])
-            return f"deleted article {article_id} ({removed} chunks)"
+            return Removal("article", article_id, article_id, removed)
         if copy is not None:
             registry.delete_copy(copy.copy_id)
-            return f"deleted copy {copy.copy_id} of article {copy.article_id} (its chunks stay with the article)"
+            return Removal("copy", copy.copy_id, copy.article_id, 0)
     raise ArticleNotFoundError(f"no article or copy with id or URL {id_or_url!r}")
+
+
+def _chunks(n: int) -> str:
+    return f"{n} chunk" if n == 1 else f"{n} chunks"

@@ -21,7 +21,7 @@ from backend.api.app import create_app
 from backend.core.protocols import AnswerGenerator
 from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services, build_services
-from backend.settings import EmbeddingSettings, Settings
+from backend.settings import ApiSettings, EmbeddingSettings, Settings
 from ingest.pipeline import Ingestor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,8 @@ def services(settings: Settings, embedder: SentenceTransformerEmbedder) -> Servi
 @pytest.fixture(scope="session")
 def demo_services(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Services:
     """The demo archive ingested once for the session; tests must not write to it."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("demo") / "data")
+    # Many tests (and schemathesis) share this server from one address: no rate limit here.
+    settings = Settings(data_dir=tmp_path_factory.mktemp("demo") / "data", api=ApiSettings(rate_per_minute=0))
     services = build_services(settings, embedder)
     report = Ingestor(settings, embedder, services.store, services.registry).ingest([DEMO])
     assert not report.errors, report.summary()

@@ -57,14 +57,15 @@ def not_found(sources: Sequence[Source], span: tuple[int, str | None, str | None
         count, first, last = span
         dates = f" published from {first[:10]} to {last[:10]}" if first and last else ""
         parts.append(f"It holds {count} article{'s' if count != 1 else ''}{dates}.")
-    closest = [
-        f'"{s.title}" ({", ".join(x for x in (s.source, s.published_at and s.published_at.date().isoformat()) if x)})'
-        for s in sources[:3]
-        if s.title
-    ]
+    closest = [f'"{s.title}"{_where_when(s)}' for s in sources[:3] if s.title]
     if closest:
         parts.append(f"The closest it has: {'; '.join(closest)}.")
     return " ".join(parts)
+
+
+def _where_when(source: Source) -> str:
+    known = [x for x in (source.source, source.published_at and source.published_at.date().isoformat()) if x]
+    return f" ({', '.join(known)})" if known else ""
 
 
 def verify_citations(draft: Draft, sources: Sequence[Source]) -> tuple[str, tuple[Citation, ...]]:
@@ -176,19 +177,28 @@ class AnswerChain:
         ).with_config(run_name="byline_answer")
 
     def _state(
-        self, question: str, session_id: str, as_of: date | None, filters: SearchFilters | None, k: int | None
+        self,
+        question: str,
+        session_id: str,
+        as_of: date | None,
+        filters: SearchFilters | None,
+        k: int | None,
+        history: Sequence[Turn] | None,
     ) -> dict[str, Any]:
+        if history is None:
+            history = self._sessions.history(session_id, self._history_turns)
         return {
             "question": question,
-            "history": self._sessions.history(session_id, self._history_turns),
+            "history": list(history)[-self._history_turns :] if self._history_turns else [],
             "as_of": as_of,
             "filters": filters or SearchFilters(),
             "k": k or self._k,
         }
 
-    def _record(self, session_id: str, question: str, out: dict[str, Any]) -> Answer:
+    def _record(self, session_id: str, question: str, out: dict[str, Any], keep: bool) -> Answer:
         turn = Turn(question, out["rewritten"], out["text"], out["citations"])
-        self._sessions.append(session_id, turn)
+        if keep:
+            self._sessions.append(session_id, turn)
         return Answer(
             text=turn.answer,
             citations=turn.citations,
@@ -207,10 +217,13 @@ class AnswerChain:
         as_of: date | None = None,
         filters: SearchFilters | None = None,
         k: int | None = None,
+        history: Sequence[Turn] | None = None,
     ) -> Answer:
+        """``history``: the conversation so far when the caller keeps it (the OpenAI-compatible
+        route); then nothing is stored and ``session_id`` is not used."""
         session_id = session_id or new_session_id()
-        out = self._runnable.invoke(self._state(question, session_id, as_of, filters, k))
-        return self._record(session_id, question, out)
+        out = self._runnable.invoke(self._state(question, session_id, as_of, filters, k, history))
+        return self._record(session_id, question, out, keep=history is None)
 
     def stream(
         self,
@@ -220,11 +233,12 @@ class AnswerChain:
         as_of: date | None = None,
         filters: SearchFilters | None = None,
         k: int | None = None,
+        history: Sequence[Turn] | None = None,
     ) -> Iterator[StreamEvent]:
         """The answer as it is made: how the question was read, the sources, text pieces, then the
         verified answer (whose text replaces the pieces: unsupported citations are gone from it)."""
         session_id = session_id or new_session_id()
-        state = self._prepare.invoke(self._state(question, session_id, as_of, filters, k))
+        state = self._prepare.invoke(self._state(question, session_id, as_of, filters, k, history))
         yield Started(session_id, state["rewritten"], state["reading"], tuple(state["sources"]))
         draft = Draft(text="")
         for piece in _draft_pieces(self._generator, state["rewritten"], state["sources"], state["history"]):
@@ -232,7 +246,7 @@ class AnswerChain:
                 draft = piece
             else:
                 yield piece
-        yield self._record(session_id, question, self._finish({**state, "draft": draft}))
+        yield self._record(session_id, question, self._finish({**state, "draft": draft}), keep=history is None)
 
     def rewrite(self, question: str, session_id: str) -> str:
         """The query a follow-up in this session would be retrieved with."""

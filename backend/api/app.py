@@ -4,22 +4,29 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from backend.api.auth import require_key
-from backend.api.errors import install_error_handlers
-from backend.api.routes import archive, ask, feedback, health, search, sessions
+from backend.api.auth import require_admin, require_key
+from backend.api.errors import document_problems, install_error_handlers
+from backend.api.limits import BodyLimit, RateLimiter
+from backend.api.routes import archive, ask, feedback, health, openai_compat, search, sessions
 from backend.services import Services
 
 
 def create_app(services: Services) -> FastAPI:
+    limits = services.settings.api
     app = FastAPI(
         title="Byline",
         summary="Questions over a news archive, answered with citations to the articles.",
         version="0.1.0",
     )
     app.state.services = services
+    app.state.limiter = RateLimiter(limits.rate_per_minute, limits.rate_burst) if limits.rate_per_minute else None
     install_error_handlers(app)
+    document_problems(app)
     app.include_router(health.router)  # /health and /ready stay open for probes
-    protected = [Depends(require_key)]
-    for module in (search, ask, sessions, archive, feedback):
-        app.include_router(module.router, dependencies=protected)
+    reader, admin = [Depends(require_key)], [Depends(require_admin)]
+    for module in (search, ask, sessions, archive, feedback, openai_compat):
+        app.include_router(module.router, dependencies=reader)
+    app.include_router(archive.write_router, dependencies=admin)
+    app.include_router(archive.upload_router, dependencies=admin)
+    app.add_middleware(BodyLimit, default=limits.max_body_bytes, per_path={"/articles/files": limits.max_upload_bytes})
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,12 +17,16 @@ log = logging.getLogger("byline.api")
 PROBLEM_JSON = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str) -> JSONResponse:
+def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(
         {"type": "about:blank", "title": title, "status": status, "detail": detail},
         status_code=status,
         media_type=PROBLEM_JSON,
+        headers=headers,
     )
+
+
+_TITLES = {413: "Request body too large", 404: "Not found", 405: "Method not allowed"}
 
 
 def _describe(error: dict[str, object]) -> str:
@@ -38,13 +43,56 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BylineError)
     async def _domain(_: Request, exc: BylineError) -> JSONResponse:
-        return problem(exc.status, exc.title, str(exc) or exc.title)
+        retry = getattr(exc, "retry_after_s", None)
+        headers = {"Retry-After": str(retry)} if retry is not None else None
+        return problem(exc.status, exc.title, str(exc) or exc.title, headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), str(exc.detail))
+        title = _TITLES.get(exc.status_code, str(exc.detail))
+        return problem(exc.status_code, title, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(500, "Internal error", "The server could not answer this request; the error was logged.")
+
+
+_PROBLEM_SCHEMA = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+    },
+}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Every error in the OpenAPI schema as it leaves: problem+json, for any 4xx of any route."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = _PROBLEM_SCHEMA
+        problem_content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                for code, response in responses.items():
+                    if code[0] in "45":
+                        response["content"] = problem_content
+                responses["4XX"] = {
+                    "description": "A problem with the request (problem+json)",
+                    "content": problem_content,
+                }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

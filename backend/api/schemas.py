@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from backend.answering.sessions import SessionSummary
-from backend.core.types import Answer, Citation, Hit, Reading, SearchFilters, Source, Turn
+from backend.core.types import (
+    Answer,
+    ArticleOutcome,
+    Citation,
+    FileOutcome,
+    Hit,
+    Reading,
+    SearchFilters,
+    Source,
+    Turn,
+)
 
 _MAX_QUERY_CHARS = 2000
 
@@ -38,7 +48,7 @@ class FiltersIn(Strict):
 
 class SearchRequest(Strict):
     query: str = Field(min_length=1, max_length=_MAX_QUERY_CHARS)
-    k: int = Field(default=10, ge=1, le=100)
+    k: StrictInt = Field(default=10, ge=1, le=100)
     as_of: date | None = Field(default=None, description="Day the question is asked; later articles are excluded.")
     filters: FiltersIn | None = None
 
@@ -100,7 +110,7 @@ class AskRequest(Strict):
     session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     as_of: date | None = None
     filters: FiltersIn | None = None
-    k: int | None = Field(default=None, ge=1, le=50)
+    k: StrictInt | None = Field(default=None, ge=1, le=50)
 
 
 class CitationOut(BaseModel):
@@ -258,10 +268,93 @@ class ReadyOut(BaseModel):
 
 class FeedbackRequest(Strict):
     session_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    turn: int = Field(ge=0, le=10_000, description="Which answer of the conversation: 0 is the first.")
+    turn: StrictInt = Field(ge=0, le=10_000, description="Which answer of the conversation: 0 is the first.")
     rating: Literal["up", "down"]
     comment: str = Field(default="", max_length=2000)
 
 
 class FeedbackCreated(BaseModel):
     id: int
+
+
+class ArticleIn(BaseModel):
+    """One article as a JSONL line of ``byline ingest`` would give it; other fields are kept as metadata."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = Field(default=None, max_length=500)
+    url: str | None = Field(default=None, max_length=2000)
+    title: str | None = Field(default=None, max_length=2000)
+    # Optional here so that an article without text fails alone (status "failed"), not the request.
+    text: str | None = None
+    published_at: str | None = Field(default=None, max_length=100)
+    source: str | None = Field(default=None, max_length=500)
+    authors: list[str] | str | None = None
+
+
+class ArticlesIn(Strict):
+    articles: list[ArticleIn] = Field(min_length=1)
+
+
+class ArticleOutcomeOut(BaseModel):
+    index: int = Field(description="The article's place in the request, from 0.")
+    id: str | None
+    status: Literal["new", "updated", "unchanged", "copy", "failed"]
+    detail: str
+
+    @classmethod
+    def from_core(cls, o: ArticleOutcome) -> ArticleOutcomeOut:
+        return cls(index=o.index, id=o.id, status=o.status, detail=o.detail)
+
+
+class ArticlesAdded(BaseModel):
+    results: list[ArticleOutcomeOut]
+
+
+class FileOutcomeOut(BaseModel):
+    name: str
+    records: int
+    new: int
+    updated: int
+    unchanged: int
+    copies: int
+    errors: list[str] = Field(description="Every record or file that was not ingested, with the reason.")
+    warnings: list[str]
+
+    @classmethod
+    def from_core(cls, f: FileOutcome) -> FileOutcomeOut:
+        return cls(
+            name=f.name,
+            records=f.records,
+            new=f.new,
+            updated=f.updated,
+            unchanged=f.unchanged,
+            copies=f.copies,
+            errors=list(f.errors),
+            warnings=list(f.warnings),
+        )
+
+
+class FilesAdded(BaseModel):
+    files: list[FileOutcomeOut]
+
+
+class RemovalOut(BaseModel):
+    kind: Literal["article", "copy"]
+    id: str
+    article_id: str = Field(description="The stored article (for a copy: the one it repeats).")
+    chunks: int = Field(description="Chunks removed from the indexes.")
+
+
+class ArticleSummaryOut(BaseModel):
+    id: str
+    title: str
+    url: str | None
+    source: str | None
+    published_at: datetime | None
+    chunks: int
+
+
+class ArticleList(BaseModel):
+    articles: list[ArticleSummaryOut]
+    total: int = Field(description="Articles matching the filters, on all pages.")

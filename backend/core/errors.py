@@ -18,3 +18,35 @@ class Unauthorized(BylineError):
 class NotFound(BylineError):
     status = 404
     title = "Not found"
+
+
+class Forbidden(BylineError):
+    status = 403
+    title = "Forbidden"
+
+
+class Busy(BylineError):
+    """Try again later: another writer holds the archive, or the server is short of something."""
+
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class TooManyRequests(BylineError):
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class InvalidRequest(BylineError):
+    """Well-formed but not acceptable (beyond a configured limit, say)."""
+
+    status = 422
+    title = "Invalid request"

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
-from backend.core.types import Chunk, Draft, Hit, SearchQuery, Source, Turn
+from backend.core.types import (
+    ArticleOutcome,
+    Chunk,
+    Draft,
+    FileOutcome,
+    Hit,
+    Removal,
+    SearchQuery,
+    Source,
+    Turn,
+)
 
 
 @runtime_checkable
@@ -66,3 +76,18 @@ class StreamingGenerator(AnswerGenerator, Protocol):
     def stream(self, question: str, sources: Sequence[Source], history: Sequence[Turn] = ()) -> Iterator[str | Draft]:
         """Text pieces as they come, then the finished draft (last)."""
         ...
+
+
+@runtime_checkable
+class ArchiveWriter(Protocol):
+    """Writes to the archive through the ingest pipeline, for a server that accepts articles.
+
+    It lives in ``ingest`` (which writes the store) and is handed to the API by the program that
+    starts it, so ``backend`` never imports ``ingest``. Raises ``Busy`` while another writer holds
+    the data directory and ``NotFound`` for an unknown article."""
+
+    def add(self, records: Sequence[Mapping[str, Any]]) -> list[ArticleOutcome]: ...
+
+    def add_file(self, name: str, data: BinaryIO) -> FileOutcome: ...
+
+    def delete(self, id_or_url: str) -> Removal: ...

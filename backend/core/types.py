@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +140,43 @@ class Turn:
     rewritten_query: str
     answer: str
     citations: tuple[Citation, ...] = ()
+
+
+OutcomeStatus = Literal["new", "updated", "unchanged", "copy", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleOutcome:
+    """What became of one article sent to the archive (``index``: its place in the request)."""
+
+    index: int
+    id: str | None
+    status: OutcomeStatus
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """One uploaded file's ingest: counts, and every record that failed with the reason."""
+
+    name: str
+    records: int
+    new: int
+    updated: int
+    unchanged: int
+    copies: int
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    kind: Literal["article", "copy"]
+    id: str
+    article_id: str
+    chunks: int
+
+    def __str__(self) -> str:
+        if self.kind == "article":
+            return f"deleted article {self.id} ({self.chunks} chunks)"
+        return f"deleted copy {self.id} of article {self.article_id} (its chunks stay with the article)"

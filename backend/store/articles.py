@@ -244,6 +244,26 @@ class ArticleRegistry(sqlite.SqliteStore):
             ).fetchall()
         return {name: int(n) for name, n in rows}
 
+    def listing(
+        self, limit: int, offset: int = 0, source: str | None = None, title_contains: str | None = None
+    ) -> tuple[int, list[ArticleRecord]]:
+        """A page of articles, newest first (undated last), with the number that match in all."""
+        where, args = [], []
+        if source:
+            where.append("source = ?")
+            args.append(source)
+        if title_contains:
+            where.append("instr(lower(title), ?) > 0")
+            args.append(title_contains.lower())
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._connect() as db:
+            total = int(db.execute(f"SELECT COUNT(*) FROM articles{clause}", args).fetchone()[0])
+            rows = db.execute(
+                f"SELECT * FROM articles{clause} ORDER BY published_at IS NULL, published_at DESC, id LIMIT ? OFFSET ?",
+                [*args, limit, offset],
+            ).fetchall()
+        return total, [_record(r) for r in rows]
+
     def integrity_ok(self) -> bool:
         with self._connect() as db:
             return bool(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")

@@ -22,7 +22,7 @@ def _ingestor(services: Services, settings: Settings) -> Ingestor:
 
 
 def _delete(services: Services, settings: Settings, key: str) -> str:
-    return delete_article(settings, services.store, services.registry, services.lexical, key)
+    return str(delete_article(settings, services.store, services.registry, services.lexical, key))
 
 
 def _jsonl(path: Path, records: list[dict[str, object]]) -> Path:

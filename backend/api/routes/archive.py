@@ -2,15 +2,44 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query, UploadFile
 
 from backend.api.deps import get_services
-from backend.api.schemas import ArchiveOut, ArticleOut, CopyOut, OutletOut
+from backend.api.schemas import (
+    ArchiveOut,
+    ArticleList,
+    ArticleOut,
+    ArticleOutcomeOut,
+    ArticlesAdded,
+    ArticlesIn,
+    ArticleSummaryOut,
+    CopyOut,
+    FileOutcomeOut,
+    FilesAdded,
+    OutletOut,
+    RemovalOut,
+)
 from backend.core.dates import parse_datetime
-from backend.core.errors import NotFound
+from backend.core.errors import Busy, InvalidRequest, NotFound
+from backend.core.protocols import ArchiveWriter
 from backend.services import Services
 
 router = APIRouter(tags=["archive"])
+# Writes: included with the admin-key check; uploads also with their own body size limit.
+write_router = APIRouter(tags=["archive"])
+upload_router = APIRouter(tags=["archive"])
+
+ArticleId = Annotated[str, Path(min_length=1, max_length=500)]
+_WRITE_ERRORS: dict[int | str, dict[str, str]] = {
+    403: {"description": "A key that may read but not write"},
+    503: {"description": "Another writer holds the archive (Retry-After), or this server does not write"},
+}
+
+
+def _writer(services: Services) -> ArchiveWriter:
+    if services.writer is None:
+        raise Busy("this server was started read-only; it does not accept articles", retry_after_s=3600)
+    return services.writer
 
 
 @router.get("/archive")
@@ -27,9 +56,9 @@ def archive(services: Annotated[Services, Depends(get_services)]) -> ArchiveOut:
     )
 
 
-@router.get("/articles/{article_id}", responses={404: {"description": "No such article"}})
+@router.get("/articles/{article_id:path}", responses={404: {"description": "No such article"}})
 def article(
-    article_id: Annotated[str, Path(min_length=1, max_length=500)],
+    article_id: ArticleId,
     services: Annotated[Services, Depends(get_services)],
 ) -> ArticleOut:
     """One article with its full text, so a citation can be opened; an exact copy's id finds the original."""
@@ -49,3 +78,60 @@ def article(
         copies=[CopyOut(id=c.copy_id, url=c.url, source=c.source) for c in copies],
         text=services.store.article_text(record.id),
     )
+
+
+@router.get("/articles")
+def list_articles(
+    services: Annotated[Services, Depends(get_services)],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    source: Annotated[str | None, Query(max_length=500, description="Only this outlet.")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Words the title contains.")] = None,
+) -> ArticleList:
+    """Browse the archive, newest first; ``POST /search`` searches the text."""
+    total, records = services.registry.listing(limit, offset, source or None, (q or "").strip() or None)
+    return ArticleList(
+        total=total,
+        articles=[
+            ArticleSummaryOut(
+                id=r.id,
+                title=r.title,
+                url=r.url,
+                source=r.source,
+                published_at=parse_datetime(r.published_at),
+                chunks=r.chunks,
+            )
+            for r in records
+        ],
+    )
+
+
+@write_router.post("/articles", responses=_WRITE_ERRORS)
+def add_articles(body: ArticlesIn, services: Annotated[Services, Depends(get_services)]) -> ArticlesAdded:
+    """Ingest articles through the same pipeline as ``byline ingest``: cleaned, deduplicated against
+    the archive, chunked and embedded. Each gets a status in request order; a bad one fails alone."""
+    limit = services.settings.api.max_articles_per_request
+    if len(body.articles) > limit:
+        raise InvalidRequest(f"at most {limit} articles per request; this one has {len(body.articles)}")
+    records = [a.model_dump(exclude_none=True) for a in body.articles]
+    return ArticlesAdded(results=[ArticleOutcomeOut.from_core(o) for o in _writer(services).add(records)])
+
+
+@upload_router.post("/articles/files", responses={**_WRITE_ERRORS, 413: {"description": "Upload too large"}})
+def add_files(files: list[UploadFile], services: Annotated[Services, Depends(get_services)]) -> FilesAdded:
+    """Upload files (JSONL, JSON, CSV, text, Markdown, HTML, RSS/Atom; read by their suffix) to ingest.
+    Each file is reported by name: records read, what was stored, every record that failed and why."""
+    limit = services.settings.api.max_articles_per_request
+    if len(files) > limit:
+        raise InvalidRequest(f"at most {limit} files per request; this one has {len(files)}")
+    writer = _writer(services)
+    return FilesAdded(files=[FileOutcomeOut.from_core(writer.add_file(f.filename or "upload", f.file)) for f in files])
+
+
+@write_router.delete(
+    "/articles/{article_id:path}", responses={**_WRITE_ERRORS, 404: {"description": "No such article"}}
+)
+def delete_article(article_id: ArticleId, services: Annotated[Services, Depends(get_services)]) -> RemovalOut:
+    """Remove an article (by id or URL) and its chunks, or one recorded copy of it (its id or URL)."""
+    removed = _writer(services).delete(article_id)
+    return RemovalOut(kind=removed.kind, id=removed.id, article_id=removed.article_id, chunks=removed.chunks)

@@ -17,7 +17,7 @@ SessionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 def list_sessions(
     services: Annotated[Services, Depends(get_services)],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> SessionList:
     """Conversations, most recently active first (older than the configured age are deleted)."""
     return SessionList(sessions=[SessionSummaryOut.from_core(s) for s in services.sessions.summaries(limit, offset)])

@@ -1,0 +1,118 @@
+"""The archive writer a running server uses: articles sent over HTTP go through the same pipeline as the CLI.
+
+Chroma is not safe across processes, so a server that is running is the one process that writes
+its data directory: ``POST /articles`` lands here. Writes from several requests are serialised in
+process; a CLI ingest holding the directory's writer lock makes a request fail fast with ``Busy``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from backend.core.errors import Busy, NotFound
+from backend.core.types import Article, ArticleOutcome, FileOutcome, Removal
+from backend.services import Services
+from ingest.loaders import LoadError
+from ingest.normalize import RecordError, article_from_record
+from ingest.pipeline import ArticleNotFoundError, Ingestor, WriterBusyError, delete_article
+
+# A request waits this long for another request's write before it is told to retry.
+_WAIT_S = 30.0
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(name: str) -> str:
+    """The upload's base name, reduced to characters that are harmless in a path; keeps the suffix."""
+    base = _UNSAFE_NAME.sub("_", Path(name.replace("\\", "/")).name).lstrip(".")
+    return base[:120] or "upload"
+
+
+class PipelineWriter:
+    def __init__(self, services: Services) -> None:
+        self._settings = services.settings
+        self._store, self._registry, self._lexical = services.store, services.registry, services.lexical
+        self._ingestor = Ingestor(self._settings, services.embedder, self._store, self._registry, self._lexical)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        if not self._lock.acquire(timeout=_WAIT_S):
+            raise Busy("the archive is busy with another write; try again shortly", retry_after_s=10)
+        try:
+            yield
+        except WriterBusyError as exc:
+            raise Busy(str(exc).replace(str(self._settings.data_dir), "the data directory"), retry_after_s=30) from exc
+        finally:
+            self._lock.release()
+
+    def add(self, records: Sequence[Mapping[str, Any]]) -> list[ArticleOutcome]:
+        """Every record gets an outcome in request order; a bad record fails alone."""
+        outcomes: dict[int, ArticleOutcome] = {}
+        articles: list[tuple[Article, LoadError]] = []
+        owner: dict[str, int] = {}
+        for index, record in enumerate(records):
+            try:
+                article, _ = article_from_record(dict(record))
+            except RecordError as exc:
+                outcomes[index] = ArticleOutcome(index, None, "failed", str(exc))
+                continue
+            if article.id in owner:
+                detail = f"the same id as article {owner[article.id]} of this request; skipped"
+                outcomes[index] = ArticleOutcome(index, article.id, "failed", detail)
+                continue
+            owner[article.id] = index
+            articles.append((article, LoadError(Path("request"), index, "")))
+        with self._writing():
+            report = self._ingestor.ingest_articles(articles, origin="api")
+        for article_id, index in owner.items():
+            status, detail = report.outcomes.get(article_id, ("failed", "not stored"))
+            outcomes[index] = ArticleOutcome(index, article_id, status, detail)  # type: ignore[arg-type]
+        return [outcomes[i] for i in range(len(records))]
+
+    def add_file(self, name: str, data: BinaryIO) -> FileOutcome:
+        """Ingest one uploaded file, read by its name's suffix like a file given to ``byline ingest``."""
+        shown = safe_name(name)
+        folder = Path(tempfile.mkdtemp(prefix="byline-upload-"))
+        try:
+            path = folder / shown
+            with path.open("wb") as fh:
+                shutil.copyfileobj(data, fh)
+            with self._writing():
+                report = self._ingestor.ingest([path], origin=f"upload:{shown}")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+        def told(e: LoadError) -> str:  # the temporary path is ours, not the client's business
+            where = f"{shown}:{e.line}" if e.line is not None else shown
+            return f"{where}: {e.message.replace(str(path), shown).replace(str(folder), '')}"
+
+        return FileOutcome(
+            name=shown,
+            records=report.records,
+            new=report.articles_new,
+            updated=report.articles_updated,
+            unchanged=report.articles_unchanged,
+            copies=report.exact_copies,
+            errors=tuple(told(e) for e in report.errors),
+            warnings=tuple(told(w) for w in report.warnings),
+        )
+
+    def delete(self, id_or_url: str) -> Removal:
+        with self._writing():
+            try:
+                return delete_article(self._settings, self._store, self._registry, self._lexical, id_or_url)
+            except ArticleNotFoundError as exc:
+                raise NotFound(str(exc)) from exc
+
+
+def with_writer(services: Services) -> Services:
+    """The services of a server that accepts articles (``POST /articles``), sharing its store and model."""
+    return replace(services, writer=PipelineWriter(services))
