@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
 import sys
@@ -136,10 +137,25 @@ def delete(ids: Annotated[list[str], typer.Argument(help="Article ids or URLs.")
         raise typer.Exit(1)
 
 
+def exposure_warning(host: str, has_keys: bool) -> str | None:
+    """The warning for a server others can reach without a key (loopback addresses are private)."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        loopback = False
+    if has_keys or loopback:
+        return None
+    return (
+        f"warning: serving on {host} without API keys: anyone who reaches it can ask, read and write the archive;"
+        " set BYLINE_API_KEYS (and BYLINE_ADMIN_KEYS for writes)"
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind; loopback unless you mean to expose it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    root_path: Annotated[str, typer.Option(help="The path prefix a reverse proxy serves the API under.")] = "",
 ) -> None:
     """Start the HTTP API (docs at /docs). While it runs, ingest through it (POST /articles): it is the
     one process that writes its data directory."""
@@ -151,16 +167,12 @@ def serve(
     from ingest.writer import with_writer
 
     settings = get_settings()
-    if not settings.api_key_list() and host not in ("127.0.0.1", "localhost", "::1"):
-        typer.echo(
-            f"warning: serving on {host} without API keys: anyone who reaches it can ask and read the archive;"
-            " set BYLINE_API_KEYS",
-            err=True,
-        )
+    if warning := exposure_warning(host, bool(settings.api_key_list())):
+        typer.echo(warning, err=True)
     services = with_writer(build_services(settings))
     services.embedder.load()  # before the first request, not during it
     services.lexical.warm()
-    uvicorn.run(create_app(services), host=host, port=port)
+    uvicorn.run(create_app(services), host=host, port=port, root_path=root_path)
 
 
 @app.command()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from byline.cli import exposure_warning
 from tests.conftest import DEMO, QARATAPA_QUESTION
 
 BYLINE = [sys.executable, "-m", "byline"]
@@ -63,3 +64,23 @@ def test_stdin_ingest_then_delete_by_url(tmp_path: Path) -> None:
     deleted = _run(["delete", "https://e.org/s1", "missing-id"], data)
     assert "deleted article s1" in deleted.stdout
     assert "no article or copy with id or URL 'missing-id'" in deleted.stderr and deleted.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "has_keys", "warns"),
+    [
+        ("127.0.0.1", False, False),
+        ("::1", False, False),
+        ("localhost", False, False),
+        ("127.0.0.2", False, False),
+        ("0.0.0.0", False, True),
+        ("192.168.1.20", False, True),
+        ("byline.internal", False, True),
+        ("0.0.0.0", True, False),
+    ],
+)
+def test_serving_beyond_loopback_without_keys_warns(host: str, has_keys: bool, warns: bool) -> None:
+    warning = exposure_warning(host, has_keys)
+    assert (warning is not None) == warns
+    if warning:
+        assert host in warning and "BYLINE_API_KEYS" in warning

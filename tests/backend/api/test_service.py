@@ -282,3 +282,12 @@ def test_langchain_chat_openai_talks_to_the_archive(openai_url: str) -> None:
     assert "Mardan Salih" in str(reply.content) and "Sources:" in str(reply.content)
     streamed = "".join(str(chunk.content) for chunk in chat.stream(QARATAPA_QUESTION))
     assert streamed == reply.content
+
+
+def test_the_documentation_lists_every_route(server: ServerThread) -> None:
+    assert httpx.get(f"{server.url}/docs", timeout=30).status_code == 200
+    paths = httpx.get(f"{server.url}/openapi.json", timeout=30).json()["paths"]
+    for path in ("/ask", "/ask/stream", "/search", "/sessions", "/sessions/{session_id}", "/feedback", "/archive",
+                 "/articles", "/articles/files", "/articles/{article_id}", "/v1/chat/completions", "/v1/models",
+                 "/health", "/ready"):  # fmt: skip
+        assert path in paths, path
