@@ -10,7 +10,7 @@ UI_PORT ?= 8501
 export HF_HUB_OFFLINE := 1
 export BYLINE_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: install run serve ui test lint fmt typecheck bench eval clean
+.PHONY: install run serve ui test lint fmt typecheck bench eval clean browser
 
 # torch goes in first, pinned to the CPU build; an unpinned one would pull a multi-GB CUDA build.
 $(BIN)/python:
@@ -49,8 +49,15 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/pytest
+
+# The chat's browser tests drive Debian's Chromium through Playwright (never a browser download of
+# Playwright's own). Where apt-get is missing or fails, those tests skip, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver) || \
+		echo "chromium could not be installed; the browser tests will be skipped"
 
 # Benchmarks print a table and write JSON under reports/bench/; they read ../shared/data.
 bench: $(VENV)/.installed-test

