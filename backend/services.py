@@ -25,7 +25,7 @@ from backend.retrieval.reading import QueryReader
 from backend.retrieval.rerank import CheapReranker, CrossEncoderReranker, Reranker
 from backend.settings import RetrievalSettings, Settings
 from backend.store.articles import ArticleRegistry
-from backend.store.chroma import ChromaStore
+from backend.store.chroma import ChromaStore, open_client
 from backend.store.lexical import LexicalIndex
 
 
@@ -46,7 +46,7 @@ class Services:
 
 
 def build_store(settings: Settings) -> ChromaStore:
-    return ChromaStore(settings.chroma_dir, settings.chroma.collection)
+    return ChromaStore(open_client(settings.chroma, settings.chroma_dir), settings.chroma.collection)
 
 
 def build_registry(settings: Settings) -> ArticleRegistry:

@@ -22,6 +22,16 @@ class EmbeddingSettings(BaseModel):
 
 class ChromaSettings(BaseModel):
     collection: str = Field(default="byline_chunks", min_length=3)
+    # embedded: Chroma inside this process, files under data_dir/chroma (one process per directory).
+    # http: a Chroma server (`chroma run`), which several API workers and an ingest can share.
+    mode: Literal["embedded", "http"] = "embedded"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    ssl: bool = False
+    # Sent with every request, e.g. a token for a checking proxy: BYLINE_CHROMA__HEADERS='{"X-Chroma-Token": "..."}'
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    tenant: str = "default_tenant"
+    database: str = "default_database"
 
 
 class ChunkingSettings(BaseModel):

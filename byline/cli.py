@@ -16,6 +16,7 @@ import typer
 from eval.cli import app as eval_app
 
 if TYPE_CHECKING:
+    from backend.settings import Settings
     from ingest.pipeline import Ingestor, IngestReport
 
 app = typer.Typer(
@@ -64,13 +65,29 @@ def _progress(quiet: bool) -> Callable[[IngestReport], None]:
     return show
 
 
+def _local_settings() -> Settings:
+    """Settings for a command that opens the archive in this process: refused (exit 2) while a
+    server has the same embedded Chroma directory open, since two processes must not share it."""
+    from backend.core.errors import BylineError
+    from backend.settings import get_settings
+    from backend.store.ownership import ensure_not_served
+
+    settings = get_settings()
+    if settings.chroma.mode == "embedded":
+        try:
+            ensure_not_served(settings.data_dir)
+        except BylineError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    return settings
+
+
 def _ingestor() -> Ingestor:
     from backend.embedding import SentenceTransformerEmbedder
     from backend.services import build_registry, build_store
-    from backend.settings import get_settings
     from ingest.pipeline import Ingestor
 
-    settings = get_settings()
+    settings = _local_settings()
     return Ingestor(
         settings, SentenceTransformerEmbedder(settings.embedding), build_store(settings), build_registry(settings)
     )
@@ -96,10 +113,9 @@ def ingest(
     The exit status is 1 only when nothing could be ingested.
     """
     from backend.services import build_store
-    from backend.settings import get_settings
     from ingest.pipeline import WriterBusyError
 
-    settings = get_settings()
+    settings = _local_settings()
     if if_empty and (count := build_store(settings).count()) > 0:
         typer.echo(f"The archive in {settings.data_dir} already has {count} chunks; nothing to do.")
         return
@@ -119,10 +135,9 @@ def ingest(
 def delete(ids: Annotated[list[str], typer.Argument(help="Article ids or URLs.")]) -> None:
     """Remove articles (by id or URL) and their chunks from the archive."""
     from backend.services import build_lexical, build_registry, build_store
-    from backend.settings import get_settings
     from ingest.pipeline import ArticleNotFoundError, WriterBusyError, delete_article
 
-    settings = get_settings()
+    settings = _local_settings()
     store, registry, lexical, missing = build_store(settings), build_registry(settings), build_lexical(settings), 0
     for id_or_url in ids:
         try:
@@ -156,23 +171,25 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind; loopback unless you mean to expose it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     root_path: Annotated[str, typer.Option(help="The path prefix a reverse proxy serves the API under.")] = "",
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes; more than one needs Chroma http mode.")] = 1,
 ) -> None:
-    """Start the HTTP API (docs at /docs). While it runs, ingest through it (POST /articles): it is the
-    one process that writes its data directory."""
+    """Start the HTTP API (docs at /docs). While it runs, ingest through it (POST /articles), or use
+    Chroma http mode (BYLINE_CHROMA__MODE=http), where ingest and several workers share one Chroma server."""
     import uvicorn
 
-    from backend.api.app import create_app
-    from backend.services import build_services
     from backend.settings import get_settings
-    from ingest.writer import with_writer
 
     settings = get_settings()
+    if workers > 1 and settings.chroma.mode != "http":
+        typer.echo(
+            "error: several workers cannot share embedded Chroma (one process per data directory);"
+            " start a Chroma server and set BYLINE_CHROMA__MODE=http",
+            err=True,
+        )
+        raise typer.Exit(2)
     if warning := exposure_warning(host, bool(settings.api_key_list())):
         typer.echo(warning, err=True)
-    services = with_writer(build_services(settings))
-    services.embedder.load()  # before the first request, not during it
-    services.lexical.warm()
-    uvicorn.run(create_app(services), host=host, port=port, root_path=root_path)
+    uvicorn.run("byline.server:create", factory=True, host=host, port=port, root_path=root_path, workers=workers)
 
 
 @app.command()
@@ -217,10 +234,9 @@ def ask(
     """
     from backend.core.dates import today_utc
     from backend.services import build_services
-    from backend.settings import get_settings
 
     day = _parse_day(as_of) or today_utc()
-    answer = build_services(get_settings()).answers.ask(question, session_id=session, as_of=day, k=k)
+    answer = build_services(_local_settings()).answers.ask(question, session_id=session, as_of=day, k=k)
     typer.echo(answer.text)
     if answer.citations:
         typer.echo("\nSources:")

@@ -17,7 +17,7 @@ from itertools import groupby
 from backend.core.types import Chunk
 from backend.retrieval.dense import DenseRetriever
 from backend.services import Services
-from backend.store.chroma import ChromaStore, join_chunks
+from backend.store.chroma import ChromaStore, join_chunks, open_client
 
 COLLECTION = "byline_tutorial_baseline"
 CHUNK_SIZE, CHUNK_OVERLAP = 1000, 200
@@ -39,11 +39,12 @@ def _fingerprint(article_ids: Iterable[str]) -> str:
 def tutorial_retriever(services: Services, progress: Progress | None = None) -> DenseRetriever:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    store = ChromaStore(services.settings.chroma_dir, COLLECTION)
+    store = ChromaStore(open_client(services.settings.chroma, services.settings.chroma_dir), COLLECTION)
     articles = list(_articles(services))
     fingerprint = _fingerprint(c.id for group in articles for c in group)
     marker = services.settings.chroma_dir / f"{COLLECTION}.built"
-    if marker.exists() and marker.read_text(encoding="utf-8") == fingerprint:
+    # The count guards against a Chroma server that was reset while the marker stayed (http mode).
+    if marker.exists() and marker.read_text(encoding="utf-8") == fingerprint and store.count() > 0:
         return DenseRetriever(services.embedder, store)
     marker.unlink(missing_ok=True)
     store.delete([c.id for c in store.iter_chunks()])
@@ -60,5 +61,6 @@ def tutorial_retriever(services: Services, progress: Progress | None = None) -> 
         if progress is not None:
             progress(start + len(batch), len(pieces))
     # Written last: an interrupted build is redone, never used half-made.
+    marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(fingerprint, encoding="utf-8")
     return DenseRetriever(services.embedder, store)

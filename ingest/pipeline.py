@@ -111,16 +111,21 @@ Progress = Callable[[IngestReport], None]
 
 
 @contextmanager
-def writer_lock(data_dir: Path) -> Iterator[None]:
-    """One writer per data directory; a second one fails at once instead of waiting on SQLite."""
+def writer_lock(data_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
+    """One writer per data directory; another fails after ``wait_s`` (at once by default) rather than
+    waiting on SQLite. API workers wait a little for each other's writes; a CLI run does not wait."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
     with (data_dir / ".ingest.lock").open("w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise WriterBusyError(
-                f"another ingest is writing to {data_dir}; wait for it to finish (one writer per data directory)"
-            ) from exc
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() >= deadline:
+                    message = f"another ingest is writing to {data_dir}; wait for it to finish"
+                    raise WriterBusyError(f"{message} (one writer per data directory)") from exc
+                time.sleep(0.05)
         try:
             yield
         finally:
@@ -167,8 +172,10 @@ class Ingestor:
         store: ChromaStore,
         registry: ArticleRegistry,
         lexical: LexicalIndex | None = None,
+        lock_wait_s: float = 0.0,
     ) -> None:
         self._settings = settings
+        self._lock_wait_s = lock_wait_s
         self._embedder = embedder
         self._store = store
         self._registry = registry
@@ -253,7 +260,7 @@ class Ingestor:
         started = time.perf_counter()
         clusterer = StoryClusterer(self._registry.lsh_candidates, self._cluster_of)
         present: set[str] = set()  # stored ids whose text is still in the source (for prune)
-        with writer_lock(self._settings.data_dir):
+        with writer_lock(self._settings.data_dir, self._lock_wait_s):
             self._sync_lexical()
             batch: list[tuple[Article, str]] = []
             run_texts: dict[str, str] = {}
@@ -396,10 +403,15 @@ def delete_articles(
 
 
 def delete_article(
-    settings: Settings, store: ChromaStore, registry: ArticleRegistry, lexical: LexicalIndex, id_or_url: str
+    settings: Settings,
+    store: ChromaStore,
+    registry: ArticleRegistry,
+    lexical: LexicalIndex,
+    id_or_url: str,
+    lock_wait_s: float = 0.0,
 ) -> Removal:
     """Remove an article (by id or URL) with its chunks, or one recorded copy of it."""
-    with writer_lock(settings.data_dir):
+    with writer_lock(settings.data_dir, lock_wait_s):
         article_id, copy = registry.find(id_or_url)
         if article_id is not None:
             removed = delete_articles(store, registry, lexical, [article_id])

@@ -26,6 +26,8 @@ from ingest.pipeline import ArticleNotFoundError, Ingestor, WriterBusyError, del
 
 # A request waits this long for another request's write before it is told to retry.
 _WAIT_S = 30.0
+# ... and this long for another process's (an API worker's; a CLI ingest holds it far longer).
+_LOCK_WAIT_S = 5.0
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -39,7 +41,9 @@ class PipelineWriter:
     def __init__(self, services: Services) -> None:
         self._settings = services.settings
         self._store, self._registry, self._lexical = services.store, services.registry, services.lexical
-        self._ingestor = Ingestor(self._settings, services.embedder, self._store, self._registry, self._lexical)
+        self._ingestor = Ingestor(
+            self._settings, services.embedder, self._store, self._registry, self._lexical, lock_wait_s=_LOCK_WAIT_S
+        )
         self._lock = threading.Lock()
 
     @contextmanager
@@ -108,7 +112,9 @@ class PipelineWriter:
     def delete(self, id_or_url: str) -> Removal:
         with self._writing():
             try:
-                return delete_article(self._settings, self._store, self._registry, self._lexical, id_or_url)
+                return delete_article(
+                    self._settings, self._store, self._registry, self._lexical, id_or_url, lock_wait_s=_LOCK_WAIT_S
+                )
             except ArticleNotFoundError as exc:
                 raise NotFound(str(exc)) from exc
 

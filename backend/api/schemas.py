@@ -161,7 +161,7 @@ class AskResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: str
-    chunks: int
+    chunks: int | None
 
 
 class SourceOut(BaseModel):

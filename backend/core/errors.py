@@ -50,3 +50,11 @@ class InvalidRequest(BylineError):
 
     status = 422
     title = "Invalid request"
+
+
+class StoreUnavailable(BylineError):
+    """The vector store cannot be reached (a Chroma server down): the question may be asked again."""
+
+    status = 503
+    title = "Service unavailable"
+    retry_after_s = 5

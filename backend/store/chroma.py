@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Any, cast
 
 import chromadb
+import httpx
+from chromadb.api import ClientAPI
 from chromadb.config import Settings as ChromaClientSettings
 
 from backend.core.dates import end_of_day, parse_datetime, start_of_day
+from backend.core.errors import StoreUnavailable
 from backend.core.types import Chunk, Hit, SearchQuery
+from backend.settings import ChromaSettings
 
 Scalar = str | int | float | bool
 
@@ -117,15 +121,59 @@ _MIN_WIDE = 50
 _MAX_WIDE = 1000
 
 
+def open_client(settings: ChromaSettings, path: Path) -> ClientAPI:
+    """Embedded Chroma over ``path``, or a client of the Chroma server the settings name."""
+    client_settings = ChromaClientSettings(anonymized_telemetry=False)
+    if settings.mode == "http":
+        try:
+            return chromadb.HttpClient(
+                host=settings.host,
+                port=settings.port,
+                ssl=settings.ssl,
+                headers={k: v.get_secret_value() for k, v in settings.headers.items()},
+                settings=client_settings,
+                tenant=settings.tenant,
+                database=settings.database,
+            )
+        except Exception as exc:  # the client checks the server at once: say which one, not a stack
+            scheme = "https" if settings.ssl else "http"
+            raise StoreUnavailable(
+                f"cannot reach the Chroma server at {scheme}://{settings.host}:{settings.port}: {type(exc).__name__}"
+            ) from exc
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=client_settings)
+
+
+class _Guarded:
+    """A collection whose calls turn a lost Chroma server into ``StoreUnavailable`` (503, not 500)."""
+
+    def __init__(self, collection: Any) -> None:
+        self._collection = collection
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._collection, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except (httpx.TransportError, ConnectionError) as exc:
+                raise StoreUnavailable(f"the Chroma server does not answer ({type(exc).__name__})") from exc
+
+        return call
+
+
 class ChromaStore:
-    def __init__(self, path: Path, collection: str) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        self._client = chromadb.PersistentClient(
-            path=str(path), settings=ChromaClientSettings(anonymized_telemetry=False)
+    def __init__(self, client: ClientAPI, collection: str) -> None:
+        self._client = client
+        self._collection = _Guarded(
+            self._client.get_or_create_collection(
+                collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+            )
         )
-        self._collection = self._client.get_or_create_collection(
-            collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
-        )
+
+    @classmethod
+    def embedded(cls, path: Path, collection: str) -> ChromaStore:
+        return cls(open_client(ChromaSettings(), path), collection)
 
     def upsert(
         self,

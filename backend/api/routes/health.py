@@ -9,6 +9,7 @@ from backend.answering.llm import llm_problem
 from backend.api.deps import get_services
 from backend.api.errors import problem
 from backend.api.schemas import HealthResponse, ReadyOut
+from backend.core.errors import StoreUnavailable
 from backend.services import Services
 
 router = APIRouter(tags=["ops"])
@@ -16,7 +17,12 @@ router = APIRouter(tags=["ops"])
 
 @router.get("/health")
 def health(services: Annotated[Services, Depends(get_services)]) -> HealthResponse:
-    return HealthResponse(status="ok", chunks=services.store.count())
+    """The process is alive (``chunks`` is null while the store cannot be read: ``/ready`` says why)."""
+    try:
+        chunks: int | None = services.store.count()
+    except StoreUnavailable:
+        chunks = None
+    return HealthResponse(status="ok", chunks=chunks)
 
 
 @router.get(

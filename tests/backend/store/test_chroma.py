@@ -25,7 +25,7 @@ def _chunk(article_id: str, source: str | None, published: datetime | None) -> C
 
 @pytest.fixture
 def store(tmp_path: Path) -> ChromaStore:
-    store = ChromaStore(tmp_path / "chroma", "test_chunks")
+    store = ChromaStore.embedded(tmp_path / "chroma", "test_chunks")
     chunks = [
         _chunk("old", "The Verge", datetime(2023, 1, 10, tzinfo=UTC)),
         _chunk("mid", "Reuters", datetime(2023, 6, 1, 23, 30, tzinfo=UTC)),
@@ -75,7 +75,7 @@ def test_chunk_ids_by_article_and_delete(store: ChromaStore) -> None:
 
 
 def test_empty_store_returns_no_hits(tmp_path: Path) -> None:
-    assert ChromaStore(tmp_path / "c", "empty_chunks").query([1.0, 0.0], SearchQuery("q"), n=5) == []
+    assert ChromaStore.embedded(tmp_path / "c", "empty_chunks").query([1.0, 0.0], SearchQuery("q"), n=5) == []
 
 
 @pytest.mark.parametrize("max_wide", [1000, 60])  # 60: the fallback to Chroma's filter runs too
@@ -84,7 +84,7 @@ def test_wide_unfiltered_search_and_filtered_search_agree(
 ) -> None:
     """Post-filtering the nearest chunks gives what Chroma's own filter gives, however many pass."""
     monkeypatch.setattr(chroma, "_MAX_WIDE", max_wide)
-    store = ChromaStore(tmp_path / "chroma", "many_chunks")
+    store = ChromaStore.embedded(tmp_path / "chroma", "many_chunks")
     chunks, vectors = [], []
     for i in range(300):
         day = datetime(2023, 1, 1, tzinfo=UTC).replace(day=1 + i % 28, month=1 + i % 12)
