@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from backend.core.protocols import Embedder
 from backend.settings import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
 
 if TYPE_CHECKING:
@@ -51,6 +54,10 @@ class SentenceTransformerEmbedder:
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 from sentence_transformers import SentenceTransformer
 
+                if self._settings.threads:
+                    import torch
+
+                    torch.set_num_threads(self._settings.threads)
                 self._loaded = SentenceTransformer(model_path, device=self._settings.device)
             return self._loaded
 
@@ -81,3 +88,147 @@ class SentenceTransformerEmbedder:
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
+
+
+class OnnxEmbedder(SentenceTransformerEmbedder):
+    """The same model run by ONNX Runtime: a hand export of its transformer, mean pooling in numpy.
+
+    The export is made once from the loaded PyTorch model (``pip install '.[onnx]'``) and kept in a
+    cache folder keyed by the model; tokenisation stays the model's own, so token counts and
+    chunking are unchanged. Vectors match PyTorch's to cosine > 0.999 (tests/backend/test_embedding.py).
+    """
+
+    def __init__(self, settings: EmbeddingSettings, cache_dir: Path | None = None) -> None:
+        super().__init__(settings)
+        self._cache_dir = cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "byline"
+        self._session: Any = None
+        self._session_lock = threading.Lock()
+
+    def _onnx_path(self) -> Path:
+        model_path = resolve_model(self._settings.model)
+        key = hashlib.sha256(f"{Path(model_path).resolve()}|{self._model.max_seq_length}".encode()).hexdigest()[:16]
+        return self._cache_dir / "onnx" / f"{Path(model_path).name}-{key}.onnx"
+
+    def _export(self, path: Path) -> None:
+        import torch
+
+        transformer: Any = self._model[0].auto_model
+        transformer.eval()
+
+        class Hidden(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.inner = transformer
+
+            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+                out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+                return out.last_hidden_state
+
+        sample = self._model.tokenizer(["a sample", "another one"], padding=True, return_tensors="pt")
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        axes = {name: {0: "batch", 1: "tokens"} for name in [*names, "hidden"]}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        torch.onnx.export(
+            Hidden(), tuple(sample[n] for n in names), str(partial), input_names=names, output_names=["hidden"],
+            dynamic_axes=axes, opset_version=17, dynamo=False,
+        )  # fmt: skip
+        partial.replace(path)  # never a half-written model under the real name
+
+    @property
+    def _ort(self) -> Any:
+        with self._session_lock:
+            if self._session is None:
+                import onnxruntime as ort
+
+                path = self._onnx_path()
+                if not path.exists():
+                    self._export(path)
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = self._settings.threads or (os.cpu_count() or 1)
+                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            return self._session
+
+    def load(self) -> None:
+        _ = self._ort
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        import numpy as np
+
+        rows: list[list[float]] = []
+        size = self._settings.batch_size
+        for start in range(0, len(texts), size):
+            batch = list(texts[start : start + size])
+            encoded = self._model.tokenizer(
+                batch, padding=True, truncation=True, max_length=self._model.max_seq_length, return_tensors="np"
+            )
+            feeds = {n: encoded[n].astype(np.int64) for n in ("input_ids", "attention_mask", "token_type_ids")}
+            hidden = self._ort.run(None, feeds)[0]
+            mask = feeds["attention_mask"][..., None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            rows.extend(pooled.tolist())
+        return rows
+
+
+class CachedEmbedder:
+    """An embedder that remembers recent texts: a question is embedded once for retrieval and once
+    for answering, and the sentences of popular articles recur across questions.
+
+    For the query side only; ingest encodes each text once and would just fill the cache.
+    Vectors are kept as float32 arrays (1.5 kB each for 384 dimensions).
+    """
+
+    def __init__(self, inner: Embedder, size: int) -> None:
+        self._inner = inner
+        self._size = size
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def load(self) -> None:
+        self._inner.load()
+
+    @property
+    def dimension(self) -> int:
+        return self._inner.dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self._inner.max_tokens
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._inner.count_tokens(texts)
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        import numpy as np
+
+        found: dict[str, Any] = {}
+        with self._lock:
+            for text in texts:
+                if text in self._cache:
+                    self._cache.move_to_end(text)
+                    found[text] = self._cache[text]
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        self.hits += len(texts) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            fresh = dict(zip(missing, self._inner.embed_documents(missing), strict=True))
+            with self._lock:
+                for text, vector in fresh.items():
+                    found[text] = self._cache[text] = np.asarray(vector, dtype=np.float32)
+                while len(self._cache) > self._size:
+                    self._cache.popitem(last=False)
+        return [[float(x) for x in found[t]] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+def build_embedder(settings: EmbeddingSettings) -> SentenceTransformerEmbedder:
+    """The configured backend: PyTorch (sentence-transformers) or ONNX Runtime."""
+    if settings.backend == "onnx":
+        return OnnxEmbedder(settings)
+    return SentenceTransformerEmbedder(settings)

@@ -16,7 +16,7 @@ from backend.answering.rewrite import LLMCondenser, rewrite_followup
 from backend.answering.sessions import SessionStore
 from backend.core.protocols import AnswerGenerator, ArchiveWriter, Embedder, Retriever
 from backend.core.types import Turn
-from backend.embedding import SentenceTransformerEmbedder
+from backend.embedding import CachedEmbedder, build_embedder
 from backend.retrieval.dense import DenseRetriever
 from backend.retrieval.hybrid import HybridRetriever
 from backend.retrieval.lexical import BM25Retriever
@@ -120,19 +120,22 @@ def build_retriever(
 
 def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
     """``embedder`` lets a caller that already loaded the model (tests, ingest) share it."""
-    embedder = embedder or SentenceTransformerEmbedder(settings.embedding)
+    embedder = embedder or build_embedder(settings.embedding)
+    # Questions and answer sentences go through a cache; ingest (the writer) uses the model directly.
+    size = settings.embedding.cache_size
+    asking: Embedder = CachedEmbedder(embedder, size) if size else embedder
     store = build_store(settings)
     lexical = build_lexical(settings)
     registry = build_registry(settings)
     reader = QueryReader(registry.outlets)
     sessions = SessionStore(settings.sessions_db, settings.sessions.max_age_days)
-    retriever = build_retriever(settings.retrieval.retriever, settings, embedder, store, lexical, registry)
+    retriever = build_retriever(settings.retrieval.retriever, settings, asking, store, lexical, registry)
     # The one place a provider is chosen; "extractive" needs no chat model.
     chat = None if settings.llm.provider == "extractive" else build_chat_model(settings.llm)
     answers = AnswerChain(
         reader,
         retriever,
-        build_generator(settings, embedder, chat),
+        build_generator(settings, asking, chat),
         sessions,
         k=settings.retrieval.k,
         max_sources=settings.answer.max_sources,

@@ -18,6 +18,12 @@ class EmbeddingSettings(BaseModel):
     model: str = DEFAULT_EMBEDDING_MODEL
     batch_size: int = Field(default=64, ge=1)
     device: str = "cpu"
+    # torch: sentence-transformers on PyTorch; onnx: the same model exported once and run by ONNX
+    # Runtime (pip install '.[onnx]'). See README: benchmarks, for which is faster here.
+    backend: Literal["torch", "onnx"] = "torch"
+    threads: int = Field(default=0, ge=0)  # 0: the library's default (all cores)
+    # Query side only: recent question and sentence vectors kept in memory (0 turns it off).
+    cache_size: int = Field(default=20_000, ge=0)
 
 
 class ChromaSettings(BaseModel):

@@ -83,14 +83,12 @@ def _local_settings() -> Settings:
 
 
 def _ingestor() -> Ingestor:
-    from backend.embedding import SentenceTransformerEmbedder
+    from backend.embedding import build_embedder
     from backend.services import build_registry, build_store
     from ingest.pipeline import Ingestor
 
     settings = _local_settings()
-    return Ingestor(
-        settings, SentenceTransformerEmbedder(settings.embedding), build_store(settings), build_registry(settings)
-    )
+    return Ingestor(settings, build_embedder(settings.embedding), build_store(settings), build_registry(settings))
 
 
 @app.command()

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from backend.embedding import SentenceTransformerEmbedder
+from backend.embedding import build_embedder
 from backend.services import build_registry, build_store
 from backend.settings import Settings
 from ingest.pipeline import Ingestor, IngestReport
@@ -83,9 +83,7 @@ def main() -> None:
         print(f"slice built in {args.data_dir}: {json.dumps(cached)}", file=sys.stderr)
 
     settings = Settings(data_dir=args.data_dir)
-    ingestor = Ingestor(
-        settings, SentenceTransformerEmbedder(settings.embedding), build_store(settings), build_registry(settings)
-    )
+    ingestor = Ingestor(settings, build_embedder(settings.embedding), build_store(settings), build_registry(settings))
 
     def progress(report: IngestReport) -> None:
         print(f"\r{report.progress_line()}", end="", file=sys.stderr, flush=True)
