@@ -14,8 +14,8 @@ st.set_page_config(page_title="Byline", page_icon="📰", layout="wide")
 init_connection()
 page = st.navigation(
     [
-        st.Page("pages/chat.py", title="Chat", icon=":material/chat:", default=True),
-        st.Page("pages/archive.py", title="Archive", icon=":material/inventory_2:"),
+        st.Page("views/chat.py", title="Chat", icon=":material/chat:", default=True),
+        st.Page("views/archive.py", title="Archive", icon=":material/inventory_2:"),
     ]
 )
 # Each page ends with the sidebar's connection settings: nothing may follow page.run(), since AppTest

@@ -56,6 +56,11 @@ def safe_url(url: str | None) -> str | None:
     return quote(url, safe=":/?#@!$&'*+,;=%~-._")
 
 
+def count(n: int, noun: str) -> str:
+    """``1 passage``, ``3 passages``, ``1,234 articles``."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def day(value: str | None) -> str:
     return value[:10] if value else "undated"
 
@@ -140,9 +145,10 @@ def reading_line(reply: Mapping[str, Any]) -> str:
 
 
 def archive_line(archive: Mapping[str, Any]) -> str:
-    """``22 articles from 5 outlets, 2023-01-10 to 2024-03-02``, escaped."""
-    outlets = len(archive.get("outlets") or [])
-    line = f"{archive.get('articles', 0):,} articles ({archive.get('chunks', 0):,} passages) from {outlets} outlets"
+    """``22 articles (24 passages) from 5 outlets, 2023-01-10 to 2024-03-02``, escaped."""
+    articles = count(int(archive.get("articles") or 0), "article")
+    passages = count(int(archive.get("chunks") or 0), "passage")
+    line = f"{articles} ({passages}) from {count(len(archive.get('outlets') or []), 'outlet')}"
     first, last = archive.get("first_published"), archive.get("last_published")
     if first and last:
         line += f", {day(first)} to {day(last)}"

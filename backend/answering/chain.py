@@ -45,6 +45,7 @@ def number_sources(hits: Sequence[Hit], limit: int) -> list[Source]:
                 source=first.source,
                 published_at=first.published_at,
                 hits=tuple(group),
+                also_in=tuple(dict.fromkeys(outlet for hit in group for outlet in hit.also_in)),
             )
         )
     return sources
@@ -102,6 +103,7 @@ def verify_citations(draft: Draft, sources: Sequence[Source]) -> tuple[str, tupl
                 source=src.source,
                 published_at=src.published_at,
                 snippet=snippet,
+                also_in=src.also_in,
             )
         )
     return text, tuple(citations)

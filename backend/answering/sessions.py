@@ -142,6 +142,7 @@ def _citations_to_json(citations: tuple[Citation, ...]) -> str:
                 "source": c.source,
                 "published_at": c.published_at.isoformat() if c.published_at else None,
                 "snippet": c.snippet,
+                "also_in": list(c.also_in),
             }
             for c in citations
         ]
@@ -158,6 +159,7 @@ def _citations_from_json(raw: str) -> tuple[Citation, ...]:
             source=item["source"],
             published_at=parse_datetime(item["published_at"]),
             snippet=item["snippet"],
+            also_in=tuple(item.get("also_in", ())),  # absent in turns stored before it existed
         )
         for item in json.loads(raw)
     )

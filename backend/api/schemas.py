@@ -121,6 +121,7 @@ class CitationOut(BaseModel):
     source: str | None
     published_at: datetime | None
     snippet: str
+    also_in: list[str] = Field(default_factory=list, description="Other outlets that carried the same story.")
 
     @classmethod
     def from_core(cls, c: Citation) -> CitationOut:
@@ -132,6 +133,7 @@ class CitationOut(BaseModel):
             source=c.source,
             published_at=c.published_at,
             snippet=c.snippet,
+            also_in=list(c.also_in),
         )
 
 
@@ -171,11 +173,18 @@ class SourceOut(BaseModel):
     title: str
     source: str | None
     published_at: datetime | None
+    also_in: list[str] = Field(default_factory=list, description="Other outlets that carried the same story.")
 
     @classmethod
     def from_core(cls, s: Source) -> SourceOut:
         return cls(
-            n=s.n, article_id=s.article_id, url=s.url, title=s.title, source=s.source, published_at=s.published_at
+            n=s.n,
+            article_id=s.article_id,
+            url=s.url,
+            title=s.title,
+            source=s.source,
+            published_at=s.published_at,
+            also_in=list(s.also_in),
         )
 
 

@@ -94,6 +94,7 @@ class Source:
     source: str | None
     published_at: datetime | None
     hits: tuple[Hit, ...]
+    also_in: tuple[str, ...] = ()  # other outlets that carried the same story
 
     @property
     def score(self) -> float:
@@ -109,6 +110,7 @@ class Citation:
     source: str | None
     published_at: datetime | None
     snippet: str
+    also_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

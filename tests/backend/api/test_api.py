@@ -118,6 +118,19 @@ def test_wire_copies_collapse_into_one_result_naming_the_other_outlet(api_url: s
     assert len({r["article_id"] for r in results}) == len(results)  # one passage per article
 
 
+def test_an_answer_from_a_wire_story_names_the_other_outlets_in_its_citation(api_url: str) -> None:
+    question = {"question": "What did the Iraqi jets strike in the Hamrin mountains?"}
+    answer = _post(api_url, "/ask", question).json()
+    strikes = [c for c in answer["citations"] if c["article_id"] in ("demo-005", "demo-006")]
+    assert strikes and strikes[0]["also_in"] in (["Harbor Post"], ["Meridian Wire"])
+    turns = httpx.get(f"{api_url}/sessions/{answer['session_id']}", timeout=30).json()["turns"]
+    assert turns[0]["citations"] == answer["citations"]  # kept with the conversation
+    with httpx.stream("POST", f"{api_url}/ask/stream", json=question, timeout=60) as response:
+        start = next(line for line in response.iter_lines() if line.startswith("data:"))
+    sources = json.loads(start.removeprefix("data: "))["sources"]
+    assert any(s["also_in"] for s in sources if s["article_id"] in ("demo-005", "demo-006"))
+
+
 def test_a_follow_up_retrieves_the_article_of_the_first_answer(api_url: str) -> None:
     first = _post(api_url, "/ask", {"question": QARATAPA_QUESTION}).json()
     follow = _post(api_url, "/ask", {"question": "What did he say about security?", "session_id": first["session_id"]})

@@ -1,0 +1,93 @@
+"""Servers for the UI tests: a writable API over the demo archive plus one hostile article.
+
+The hostile article carries an HTML tag with a script handler and a Markdown image to a remote
+host in its title and in the sentence that answers HOSTILE_QUESTION, so the chat has to show both
+as text and the browser must never fetch the image.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from backend.embedding import SentenceTransformerEmbedder
+from backend.services import Services, build_services
+from backend.settings import ApiSettings, Settings
+from ingest.pipeline import Ingestor
+from ingest.writer import with_writer
+from tests.conftest import DEMO, ServerThread
+
+HOSTILE_ID = "hostile-001"
+HOSTILE_TAG = "<img src=x onerror=\"document.title='pwned'\">"
+HOSTILE_IMAGE = "![chart](http://remote.example/x.png)"
+HOSTILE_QUESTION = "Who chairs the Pemba clove growers cooperative?"
+HOSTILE = {
+    "id": HOSTILE_ID,
+    "url": "javascript:alert(1)",
+    "title": f"Clove harvest falls {HOSTILE_TAG} {HOSTILE_IMAGE}",
+    "source": "Spice Wire",
+    "published_at": "2023-11-02",
+    "text": (
+        "The clove harvest on Pemba island fell by a third this season, growers said.\n\n"
+        f"Salim Juma, who chairs the Pemba clove growers cooperative {HOSTILE_TAG}, said the long rains "
+        f"had rotted the buds before they could be dried {HOSTILE_IMAGE}.\n\n"
+        "Exporters expect prices to rise before the end of the year."
+    ),
+}
+
+
+def writable_services(
+    data_dir: Path,
+    embedder: SentenceTransformerEmbedder,
+    *,
+    api_keys: str = "",
+    admin_keys: str = "",
+    rate: ApiSettings | None = None,
+) -> Services:
+    """A server's services that accept uploads; no rate limit unless the test sets one."""
+    config = Settings(
+        data_dir=data_dir,
+        api=rate or ApiSettings(rate_per_minute=0),
+        api_keys=SecretStr(api_keys),
+        admin_keys=SecretStr(admin_keys),
+    )
+    return with_writer(build_services(config, embedder))
+
+
+@pytest.fixture(scope="session")
+def ui_services(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Services:
+    root = tmp_path_factory.mktemp("ui")
+    hostile = root / "hostile.jsonl"
+    hostile.write_text(json.dumps(HOSTILE) + "\n", encoding="utf-8")
+    services = writable_services(root / "data", embedder)
+    ingestor = Ingestor(services.settings, embedder, services.store, services.registry, services.lexical)
+    report = ingestor.ingest([DEMO, hostile])
+    assert not report.errors, report.summary()
+    return services
+
+
+@pytest.fixture(scope="session")
+def ui_api(ui_services: Services) -> Iterator[str]:
+    """The API the chat tests talk to; they may ask, give feedback and open conversations, not ingest."""
+    with ServerThread(ui_services) as server:
+        yield server.url
+
+
+@pytest.fixture
+def empty_api(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[tuple[str, Services]]:
+    """A writable server over an empty archive, for tests that ingest."""
+    services = writable_services(tmp_path / "data", embedder)
+    with ServerThread(services) as server:
+        yield server.url, services
+
+
+@pytest.fixture
+def keyed_api(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[str]:
+    """A server that needs the key ``reader-key`` to read and ``admin-key`` to write."""
+    services = writable_services(tmp_path / "data", embedder, api_keys="reader-key", admin_keys="admin-key")
+    with ServerThread(services) as server:
+        yield server.url

@@ -1,0 +1,102 @@
+"""The archive page under AppTest: browse, search and upload through real API servers."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from backend.services import Services
+from tests.conftest import DEMO
+from tests.ui.conftest import HOSTILE_ID
+
+APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
+UNESCAPED = re.compile(r"(?<!\\)[<>!\[\]()]")
+
+pytestmark = pytest.mark.integration
+
+
+def _archive_page(monkeypatch: pytest.MonkeyPatch, api_url: str, api_key: str = "") -> AppTest:
+    monkeypatch.setenv("BYLINE_API_URL", api_url)
+    monkeypatch.setenv("BYLINE_API_KEY", api_key)
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.run()
+    app.switch_page("views/archive.py").run()
+    assert not app.exception
+    return app
+
+
+def _texts(app: AppTest, kind: str = "markdown") -> list[str]:
+    return [str(element.value) for element in getattr(app, kind)]
+
+
+def test_browsing_lists_filters_and_opens_articles(monkeypatch: pytest.MonkeyPatch, ui_api: str) -> None:
+    app = _archive_page(monkeypatch, ui_api)
+    assert "23 articles; showing 1 to 20" in _texts(app, "caption")
+    app.button(key="browse_next").click().run()
+    assert "23 articles; showing 21 to 23" in _texts(app, "caption")
+
+    app.text_input(key="browse_q").set_value("clove").run()
+    assert "1 article; showing 1 to 1" in _texts(app, "caption")
+    [title] = [t for t in _texts(app) if "Clove harvest" in t]
+    assert UNESCAPED.search(title) is None and "](" not in title  # javascript: URL, not a link
+    app.toggle(key=f"read-{HOSTILE_ID}").set_value(True).run()
+    full = next(t for t in _texts(app) if "Exporters expect prices" in t)
+    assert "\\<img src\\=x" in full and UNESCAPED.search(full) is None
+
+    app.text_input(key="browse_q").set_value("").run()
+    app.selectbox(key="browse_source").set_value("Tigris Ledger").run()
+    outlets = [c for c in _texts(app, "caption") if " · id " in c]
+    assert outlets and all(c.startswith("Tigris Ledger · ") for c in outlets)
+
+
+def test_search_shows_passages_with_the_query_words_in_bold(monkeypatch: pytest.MonkeyPatch, ui_api: str) -> None:
+    app = _archive_page(monkeypatch, ui_api)
+    app.text_input(key="search_q").set_value("Qaratapa commander").run()
+    assert not app.exception
+    assert "10 passages, best first" in _texts(app, "caption")
+    passage = next(t for t in _texts(app) if "Mardan Salih" in t)
+    assert "**Qaratapa**" in passage and "**commander**" in passage
+    # A wire story shows once, naming the other outlet that carried it.
+    app.text_input(key="search_q").set_value("Iraqi jets strike militant hideouts in Hamrin mountains").run()
+    assert "Also in: Harbor Post" in _texts(app, "caption")
+
+
+def test_uploaded_files_are_ingested_with_a_result_per_file(
+    monkeypatch: pytest.MonkeyPatch, empty_api: tuple[str, Services]
+) -> None:
+    api_url, services = empty_api
+    app = _archive_page(monkeypatch, api_url)
+    demo = DEMO.read_text(encoding="utf-8").splitlines()
+    record = json.loads(demo[0])
+    csv = "title,text,date,source\nGrain prices,Wheat prices rose in Basra markets.,2024-02-01,Gulf Post\n"
+    app.file_uploader(key="upload_files").set_value(
+        [
+            ("three.jsonl", ("\n".join(demo[:3]) + "\n").encode(), "application/jsonl"),
+            ("prices.csv", csv.encode(), "text/csv"),
+            ("broken.jsonl", b'{"title": "no text"}\n' + json.dumps(record).encode() + b"\n", "application/jsonl"),
+        ]
+    ).run()
+    app.button(key="ingest").click().run()
+    assert not app.exception
+    assert app.get("progress")[0].proto.text == "3 files done"
+    results = [s.value for s in app.success] + [w.value for w in app.warning]
+    assert "**three\\.jsonl**: 3 records read; 3 new, 0 updated, 0 unchanged, 0 copies" in results
+    assert "**prices\\.csv**: 1 record read; 1 new, 0 updated, 0 unchanged, 0 copies" in results
+    broken = next(w.value for w in app.warning if "broken" in w.value)
+    assert "1 unchanged" in broken and broken.endswith("1 not ingested")
+    assert any("broken\\.jsonl" in c and "text" in c for c in _texts(app, "caption"))
+    assert services.registry.span()[0] == 4
+    # The archive summary is read again after an upload.
+    assert any(c.startswith("4 articles") for c in _texts(app, "caption"))
+
+
+def test_an_upload_without_an_admin_key_is_refused_readably(monkeypatch: pytest.MonkeyPatch, keyed_api: str) -> None:
+    app = _archive_page(monkeypatch, keyed_api, api_key="reader-key")
+    app.file_uploader(key="upload_files").set_value(("a.txt", b"A title\n\nSome text.", "text/plain")).run()
+    app.button(key="ingest").click().run()
+    assert not app.exception
+    assert "not allowed" in app.error[0].value and "admin key" in app.error[0].value

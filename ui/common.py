@@ -1,0 +1,96 @@
+"""What both pages share: the API connection (sidebar settings), the archive summary, full article text."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import streamlit as st
+
+from ui.client import ApiError, BylineClient
+from ui.render import archive_line, escape_markdown, escape_paragraphs, title_link
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+
+
+def init_connection() -> None:
+    """Seed the connection settings from the environment once, before any page builds a client."""
+    st.session_state.setdefault("api_url", os.environ.get("BYLINE_API_URL", DEFAULT_API_URL))
+    st.session_state.setdefault("api_key", os.environ.get("BYLINE_API_KEY", ""))
+
+
+def connection_settings() -> None:
+    """The sidebar fields. They write to plain state keys, which outlive a page switch (a widget's own
+    key is dropped on a page that does not draw it)."""
+    state = st.session_state
+    with st.sidebar.expander("Connection"):
+        help_url = "Where `byline serve` listens (BYLINE_API_URL)."
+        st.text_input(
+            "API address", state.api_url, key="api_url_field", help=help_url, on_change=_keep, args=("api_url",)
+        )
+        help_key = "Needed when the server sets BYLINE_API_KEYS (BYLINE_API_KEY)."
+        st.text_input(
+            "API key",
+            state.api_key,
+            key="api_key_field",
+            type="password",
+            help=help_key,
+            on_change=_keep,
+            args=("api_key",),
+        )
+
+
+def _keep(name: str) -> None:
+    st.session_state[name] = st.session_state[f"{name}_field"]
+
+
+def client() -> BylineClient:
+    init_connection()
+    return BylineClient(st.session_state["api_url"], st.session_state["api_key"] or None)
+
+
+# Cached briefly: the sidebar reads it on every rerun, and it changes only when something is ingested.
+@st.cache_data(ttl=60, show_spinner=False)
+def _archive(api_url: str, api_key: str) -> dict[str, Any]:
+    return BylineClient(api_url, api_key or None).archive()
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=200)
+def _article(api_url: str, api_key: str, article_id: str) -> dict[str, Any]:
+    return BylineClient(api_url, api_key or None).article(article_id)
+
+
+def archive() -> dict[str, Any] | None:
+    """The archive's counts, date range and outlets, or None after showing why they are missing."""
+    init_connection()
+    try:
+        return _archive(st.session_state["api_url"], st.session_state["api_key"])
+    except ApiError as exc:
+        st.caption(f"Archive unavailable: {escape_markdown(str(exc))}")
+        return None
+
+
+def forget_archive() -> None:
+    """After an ingest the counts and outlets are stale."""
+    _archive.clear()
+    _article.clear()
+
+
+def show_archive_summary(summary: dict[str, Any] | None) -> None:
+    if summary is not None:
+        st.caption(archive_line(summary))
+
+
+def show_article(article_id: str) -> None:
+    """The full text behind a citation, as text; fetched when asked for, then cached."""
+    init_connection()
+    try:
+        article = _article(st.session_state["api_url"], st.session_state["api_key"], article_id)
+    except ApiError as exc:
+        st.error(escape_markdown(str(exc)))
+        return
+    st.markdown(f"**{title_link(article)}**")
+    copies = [c.get("source") for c in article.get("copies") or [] if c.get("source")]
+    if copies:
+        st.caption("Copies also carried by: " + ", ".join(escape_markdown(s) for s in copies))
+    st.markdown(escape_paragraphs(article.get("text") or ""))
