@@ -245,6 +245,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--modes", nargs="+", choices=["embedded", "http"], default=["embedded", "http"])
     parser.add_argument("--ask-per-level", type=int, default=60, help="/ask questions per concurrency level.")
+    parser.add_argument("--build-only", action="store_true", help="Make the archives, measure nothing.")
     args = parser.parse_args()
     if not (args.source / "chroma").exists():
         raise SystemExit(f"benchmark skipped: {args.source} holds no archive (run `make eval` first)")
@@ -253,7 +254,8 @@ def main() -> None:
     for wanted in args.sizes:
         target = args.work_dir / f"archive-{wanted // 1000}k"
         built = build_archive(args.source, target, wanted)
-        for mode in args.modes:
+        _progress(f"archive: {built}")
+        for mode in [] if args.build_only else args.modes:
             _progress(f"{built['chunks']:,} chunks, {mode} mode:")
             results.append({"chunks": built["chunks"], "articles": built["articles"], **run_size(
                 target, mode, questions, args.ask_per_level)})  # fmt: skip
@@ -277,6 +279,8 @@ def main() -> None:
             rows.append((f"{r['chunks']:,}", r["mode"], level["endpoint"], str(level["clients"]), str(level["p50_ms"]),
                          str(level["p95_ms"]), str(level["p99_ms"]), str(level["throughput_rps"]),
                          str(level["errors"]), str(r["api_peak_rss_mib"]), str(r["cold_start_s"])))  # fmt: skip
+    if args.build_only:
+        return
     print(table(rows))
     RESULTS.mkdir(parents=True, exist_ok=True)
     plot(results, RESULTS / "scale.png")

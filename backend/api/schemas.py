@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from backend.answering.sessions import SessionSummary
 from backend.core.types import (
     Answer,
-    ArticleOutcome,
-    Citation,
-    FileOutcome,
     Hit,
-    Reading,
     SearchFilters,
-    Source,
-    Turn,
 )
 
 _MAX_QUERY_CHARS = 2000
@@ -25,6 +18,16 @@ _MAX_QUERY_CHARS = 2000
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class FromCore(BaseModel):
+    """A response shape filled from the core type of the same field names (nested ones too)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def from_core(cls, obj: object) -> Self:
+        return cls.model_validate(obj)
 
 
 class FiltersIn(Strict):
@@ -80,23 +83,18 @@ class SearchResult(BaseModel):
         )
 
 
-class WindowOut(BaseModel):
+class WindowOut(FromCore):
     start: date | None
     end: date | None
     phrase: str = Field(description="The words of the question the window was read from.")
 
 
-class ReadingOut(BaseModel):
+class ReadingOut(FromCore):
     """How the question was read: the time window and outlets it names (used to filter or rank)."""
 
     window: WindowOut | None
     sources: list[str]
     source_phrase: str
-
-    @classmethod
-    def from_core(cls, r: Reading) -> ReadingOut:
-        window = WindowOut(start=r.window.start, end=r.window.end, phrase=r.window.phrase) if r.window else None
-        return cls(window=window, sources=list(r.sources), source_phrase=r.source_phrase)
 
 
 class SearchResponse(BaseModel):
@@ -113,7 +111,7 @@ class AskRequest(Strict):
     k: StrictInt | None = Field(default=None, ge=1, le=50)
 
 
-class CitationOut(BaseModel):
+class CitationOut(FromCore):
     n: int
     article_id: str
     url: str | None
@@ -122,19 +120,6 @@ class CitationOut(BaseModel):
     published_at: datetime | None
     snippet: str
     also_in: list[str] = Field(default_factory=list, description="Other outlets that carried the same story.")
-
-    @classmethod
-    def from_core(cls, c: Citation) -> CitationOut:
-        return cls(
-            n=c.n,
-            article_id=c.article_id,
-            url=c.url,
-            title=c.title,
-            source=c.source,
-            published_at=c.published_at,
-            snippet=c.snippet,
-            also_in=list(c.also_in),
-        )
 
 
 class AskResponse(BaseModel):
@@ -166,7 +151,7 @@ class HealthResponse(BaseModel):
     chunks: int | None
 
 
-class SourceOut(BaseModel):
+class SourceOut(FromCore):
     n: int
     article_id: str
     url: str | None
@@ -174,18 +159,6 @@ class SourceOut(BaseModel):
     source: str | None
     published_at: datetime | None
     also_in: list[str] = Field(default_factory=list, description="Other outlets that carried the same story.")
-
-    @classmethod
-    def from_core(cls, s: Source) -> SourceOut:
-        return cls(
-            n=s.n,
-            article_id=s.article_id,
-            url=s.url,
-            title=s.title,
-            source=s.source,
-            published_at=s.published_at,
-            also_in=list(s.also_in),
-        )
 
 
 class StreamStart(BaseModel):
@@ -198,38 +171,23 @@ class StreamStart(BaseModel):
     sources: list[SourceOut]
 
 
-class SessionSummaryOut(BaseModel):
+class SessionSummaryOut(FromCore):
     id: str
     created_at: datetime
     updated_at: datetime
     turns: int
     first_question: str
 
-    @classmethod
-    def from_core(cls, s: SessionSummary) -> SessionSummaryOut:
-        return cls(
-            id=s.id, created_at=s.created_at, updated_at=s.updated_at, turns=s.turns, first_question=s.first_question
-        )
-
 
 class SessionList(BaseModel):
     sessions: list[SessionSummaryOut]
 
 
-class TurnOut(BaseModel):
+class TurnOut(FromCore):
     question: str
     rewritten_query: str
     answer: str
     citations: list[CitationOut]
-
-    @classmethod
-    def from_core(cls, t: Turn) -> TurnOut:
-        return cls(
-            question=t.question,
-            rewritten_query=t.rewritten_query,
-            answer=t.answer,
-            citations=[CitationOut.from_core(c) for c in t.citations],
-        )
 
 
 class SessionOut(BaseModel):
@@ -305,22 +263,18 @@ class ArticlesIn(Strict):
     articles: list[ArticleIn] = Field(min_length=1)
 
 
-class ArticleOutcomeOut(BaseModel):
+class ArticleOutcomeOut(FromCore):
     index: int = Field(description="The article's place in the request, from 0.")
     id: str | None
     status: Literal["new", "updated", "unchanged", "copy", "failed"]
     detail: str
-
-    @classmethod
-    def from_core(cls, o: ArticleOutcome) -> ArticleOutcomeOut:
-        return cls(index=o.index, id=o.id, status=o.status, detail=o.detail)
 
 
 class ArticlesAdded(BaseModel):
     results: list[ArticleOutcomeOut]
 
 
-class FileOutcomeOut(BaseModel):
+class FileOutcomeOut(FromCore):
     name: str
     records: int
     new: int
@@ -329,19 +283,6 @@ class FileOutcomeOut(BaseModel):
     copies: int
     errors: list[str] = Field(description="Every record or file that was not ingested, with the reason.")
     warnings: list[str]
-
-    @classmethod
-    def from_core(cls, f: FileOutcome) -> FileOutcomeOut:
-        return cls(
-            name=f.name,
-            records=f.records,
-            new=f.new,
-            updated=f.updated,
-            unchanged=f.unchanged,
-            copies=f.copies,
-            errors=list(f.errors),
-            warnings=list(f.warnings),
-        )
 
 
 class FilesAdded(BaseModel):
