@@ -207,3 +207,9 @@ def test_an_api_address_that_is_not_one_is_explained(monkeypatch: pytest.MonkeyP
     app.text_input(key="api_url_field").set_value("not an address").run()
     _ask(app, QARATAPA_QUESTION)
     assert "'not an address' is not a usable API address" in _plain(app.error[0].value)
+
+
+def test_a_wire_story_card_names_the_other_outlets(monkeypatch: pytest.MonkeyPatch, ui_api: str) -> None:
+    app = _ask(_app(monkeypatch, ui_api), "What did the Iraqi jets strike in the Hamrin mountains?")
+    also = [t for t in _texts(app, "caption") + _texts(app) if t.startswith("Also in: ")]
+    assert also and _plain(also[0]) in ("Also in: Harbor Post", "Also in: Meridian Wire")
