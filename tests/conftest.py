@@ -9,7 +9,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -98,6 +100,35 @@ def api_url(demo_services: Services) -> Iterator[str]:
         yield server.url
 
 
+def wait_until_up(process: subprocess.Popen[bytes], probe_url: str, log: Path, what: str, limit_s: float) -> None:
+    """Until ``probe_url`` answers 200; a process that exits or never answers fails with its log."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        assert process.poll() is None, log.read_text(errors="replace")[-2000:]
+        assert time.monotonic() < deadline, f"{what} did not start within {limit_s:.0f} s"
+        try:
+            if httpx.get(probe_url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+
+
+@contextmanager
+def running(
+    command: list[str], log: Path, probe_url: str, what: str, limit_s: float = 120, **popen: Any
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process for a test: its output goes to ``log`` (a pipe nobody reads fills up and stalls
+    it), it is ready when ``probe_url`` answers, and it is stopped on the way out."""
+    with log.open("ab") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, **popen)
+    try:
+        wait_until_up(process, probe_url, log, what, limit_s)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real OpenAI-compatible server: llama.cpp's own, serving the packaged SmolLM2 GGUF."""
@@ -106,25 +137,10 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", default_gguf(), "--host", "127.0.0.1",
                "--port", str(port), "--n_ctx", "4096"]  # fmt: skip
-    # Its log goes to a file: a pipe nobody reads fills up and stalls the server.
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, log.read_text(errors="replace")[-2000:]
-            assert time.monotonic() < deadline, "llama_cpp.server did not start within 120 s"
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    with running(command, log, f"{url}/models", "llama_cpp.server"):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def chain_with(services: Services, tmp_path: Path, generator: AnswerGenerator) -> AnswerChain:

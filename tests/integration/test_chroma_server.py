@@ -18,7 +18,7 @@ from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services, build_services
 from backend.settings import ApiSettings, ChromaSettings, Settings
 from backend.store.ownership import hold_for_server
-from tests.conftest import DEMO, QARATAPA_ID, QARATAPA_QUESTION, ServerThread, free_port
+from tests.conftest import DEMO, QARATAPA_ID, QARATAPA_QUESTION, ServerThread, free_port, wait_until_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,17 +34,10 @@ class ChromaServer:
 
     def start(self) -> None:
         command = [str(CHROMA), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)]
-        log = (self.path.parent / "chroma.log").open("ab")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "chroma run exited"
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("chroma run did not start within 60 s")
+        log = self.path.parent / "chroma.log"
+        with log.open("ab") as sink:
+            self.process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        wait_until_up(self.process, f"http://127.0.0.1:{self.port}/api/v2/heartbeat", log, "chroma run", 60)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from backend.services import Services
-from tests.conftest import QARATAPA_QUESTION, ROOT, free_port
+from tests.conftest import QARATAPA_QUESTION, ROOT, free_port, running
 from tests.ui.conftest import HOSTILE_IMAGE, HOSTILE_QUESTION, HOSTILE_TAG
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,23 +45,9 @@ def ui_url(ui_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
     ]  # fmt: skip
     env = {**os.environ, "BYLINE_API_URL": ui_api, "BYLINE_API_KEY": ""}
-    with log.open("wb") as sink:
-        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, log.read_text(errors="replace")[-2000:]
-            assert time.monotonic() < deadline, "streamlit did not start within 60 s"
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with running(command, log, f"{url}/_stcore/health", "streamlit", 60, env=env, cwd=ROOT):
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
