@@ -127,34 +127,18 @@ def _ask(page: Any, question: str) -> None:
     box.press("Enter")
 
 
-def _watch_streaming(page: Any) -> None:
-    """Record, in the page, every text the newest assistant message shows while the answer arrives."""
-    page.evaluate(
-        """() => {
-            window.__seen = [];
-            new MutationObserver(() => {
-                const messages = document.querySelectorAll('[data-testid="stChatMessage"]');
-                const last = messages[messages.length - 1];
-                if (last) window.__seen.push(last.innerText);
-            }).observe(document.body, {subtree: true, childList: true, characterData: true});
-        }"""
-    )
-
-
 def test_ask_read_the_source_and_give_feedback(
     page: tuple[Any, Traffic], ui_services: Services, tmp_path: Path
 ) -> None:
     tab, traffic = page
-    _watch_streaming(tab)
     _ask(tab, QARATAPA_QUESTION)
     card = tab.locator("#source-1-1")
     expect(card).to_contain_text("Iraqi and Peshmerga officers", timeout=90_000)
     answer = tab.get_by_test_id("stChatMessage").nth(1)
     expect(answer).to_contain_text("Mardan Salih")
-    # The answer was drawn while it streamed: a cursor-marked partial text came before the final one
-    # (which sentence it had reached depends on the machine's load, so only the cursor is asserted).
-    seen: list[str] = tab.evaluate("window.__seen")
-    assert any("▍" in text for text in seen)
+    # Whether the browser paints an intermediate state of the stream depends on timing (the extractive
+    # answer streams in a few milliseconds), so the stream itself is asserted where it is deterministic:
+    # tests/ui/test_client.py (the events from a real server, in order) and the AppTest chat flow.
     expect(answer).to_contain_text("Northern Dispatch · 2023-10-04")
     link = answer.locator('a[href="https://northern-dispatch.example/2023/10/qaratapa-hamrin-cooperation"]')
     expect(link).to_have_count(1)
