@@ -39,6 +39,9 @@ class SentenceTransformerEmbedder:
         self._settings = settings
         self._loaded: SentenceTransformer | None = None
         self._lock = threading.Lock()
+        # One call at a time: the fast tokenizer keeps padding and truncation on one shared object,
+        # so concurrent calls corrupt each other's batches; on a CPU each call uses every core anyway.
+        self._encode_lock = threading.Lock()
         self.model_name = settings.model
 
     def load(self) -> None:
@@ -71,20 +74,27 @@ class SentenceTransformerEmbedder:
         return int(self._model.max_seq_length or 512) - 2
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        encoded = self._model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        model = self._model
+        with self._encode_lock:
+            encoded = model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        vectors = self._model.encode(
+        model = self._model
+        with self._encode_lock:
+            vectors = self._encode(model, texts)
+        return [[float(x) for x in row] for row in vectors.tolist()]
+
+    def _encode(self, model: SentenceTransformer, texts: Sequence[str]) -> Any:
+        return model.encode(
             list(texts),
             batch_size=self._settings.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return [[float(x) for x in row] for row in vectors.tolist()]
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
@@ -153,23 +163,23 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
     def load(self) -> None:
         _ = self._ort
 
-    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+    def _encode(self, model: SentenceTransformer, texts: Sequence[str]) -> Any:
         import numpy as np
 
-        rows: list[list[float]] = []
+        session = self._ort
+        rows = []
         size = self._settings.batch_size
         for start in range(0, len(texts), size):
             batch = list(texts[start : start + size])
-            encoded = self._model.tokenizer(
-                batch, padding=True, truncation=True, max_length=self._model.max_seq_length, return_tensors="np"
+            encoded = model.tokenizer(
+                batch, padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="np"
             )
             feeds = {n: encoded[n].astype(np.int64) for n in ("input_ids", "attention_mask", "token_type_ids")}
-            hidden = self._ort.run(None, feeds)[0]
+            hidden = session.run(None, feeds)[0]
             mask = feeds["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-            rows.extend(pooled.tolist())
-        return rows
+            rows.append(pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None))
+        return np.concatenate(rows)
 
 
 class CachedEmbedder:

@@ -1,7 +1,9 @@
 """The embedding backends agree, and the query-side cache returns what the model would."""
 
 import importlib.util
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -45,3 +47,27 @@ def test_the_cache_answers_repeats_without_the_model_and_forgets_the_oldest(
     misses = cached.misses
     cached.embed_documents([TEXTS[2]])
     assert cached.misses == misses + 1
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_concurrent_callers_get_the_vectors_a_lone_caller_gets(
+    backend: str, tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    """The API encodes from many threads at once. A fast tokenizer keeps its padding and truncation
+    settings on one shared object, so unguarded concurrent calls padded one caller's batch to another's
+    length and failed ("expected sequence of length 23 at dim 1 (got 15)": a 500 under load)."""
+    if backend == "onnx" and importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip("needs pip install '.[onnx]'")
+    shared = embedder if backend == "torch" else OnnxEmbedder(EmbeddingSettings(backend="onnx"), cache_dir=tmp_path)
+    batches = [[f"{word} " * (n % 13 + 1), TEXTS[n % len(TEXTS)]] for n, word in enumerate(["Kirkuk", "Erbil"] * 40)]
+    expected = [np.asarray(shared.embed_documents(batch)) for batch in batches]
+    tokens = [shared.count_tokens(batch) for batch in batches]
+
+    def call(n: int) -> tuple[Any, list[int]]:
+        return np.asarray(shared.embed_documents(batches[n])), shared.count_tokens(batches[n])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(call, range(len(batches))))
+    for n, (vectors, counted) in enumerate(results):
+        assert np.allclose(vectors, expected[n], atol=1e-5), n
+        assert counted == tokens[n], n
