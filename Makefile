@@ -10,7 +10,7 @@ UI_PORT ?= 8501
 export HF_HUB_OFFLINE := 1
 export BYLINE_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: install run serve ui test lint fmt typecheck bench eval clean browser
+.PHONY: install run serve ui test lint fmt typecheck bench eval clean browser soak
 
 # torch goes in first, pinned to the CPU build; an unpinned one would pull a multi-GB CUDA build.
 $(BIN)/python:
@@ -58,6 +58,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
 		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver) || \
 		echo "chromium could not be installed; the browser tests will be skipped"
+
+# The long reliability runs (tests/reliability, marker `soak`): kill -9 five times during a 1,000-article ingest
+# of ../shared/data, 16 clients for 60 s under a live ingest, 50 broken files among 1,000, the API server killed
+# five times, 50 injection questions per provider. About 30 minutes on 2 cores; figures in reports/reliability/.
+soak: $(VENV)/.installed-test
+	BYLINE_SOAK=1 $(BIN)/pytest tests/reliability -m soak -s
 
 # Benchmarks print a table and write JSON (and a plot) under reports/bench/; they read ../shared/data.
 # The scale benchmark starts from the evaluation slice (built here if absent) and keeps its archives

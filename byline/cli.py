@@ -111,22 +111,76 @@ def ingest(
     The exit status is 1 only when nothing could be ingested.
     """
     from backend.services import build_store
-    from ingest.pipeline import WriterBusyError
+    from ingest.pipeline import ArchiveWriteError, WriterBusyError, storage_errors
 
     settings = _local_settings()
-    if if_empty and (count := build_store(settings).count()) > 0:
-        typer.echo(f"The archive in {settings.data_dir} already has {count} chunks; nothing to do.")
-        return
     try:
-        report = _ingestor().ingest(paths, progress=_progress(quiet), prune=prune)
+        with storage_errors(settings.data_dir):
+            if if_empty and (count := build_store(settings).count()) > 0:
+                typer.echo(f"The archive in {settings.data_dir} already has {count} chunks; nothing to do.")
+                return
+            report = _ingestor().ingest(paths, progress=_progress(quiet), prune=prune)
     except WriterBusyError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    except ArchiveWriteError as exc:
+        typer.echo(f"error: {exc} (data directory: {settings.data_dir})", err=True)
+        raise typer.Exit(1) from exc
     if not quiet and sys.stderr.isatty():
         sys.stderr.write("\n")
     typer.echo(report.summary())
     if report.errors and report.articles_seen == 0:
         raise typer.Exit(1)
+
+
+def _backup_failed(exc: Exception) -> typer.Exit:
+    """A refusal (a writer or a server holds the archive, a bad target) exits 2; a failed copy 1."""
+    from backend.core.errors import BylineError
+    from ingest.pipeline import WriterBusyError
+
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(2 if isinstance(exc, BylineError | WriterBusyError) else 1)
+
+
+@app.command(name="backup")
+def backup_command(
+    directory: Annotated[Path, typer.Argument(help="A new (or empty) directory for the copy.", file_okay=False)],
+) -> None:
+    """Copy the archive in BYLINE_DATA_DIR to DIRECTORY, consistently: refused while an ingest writes or a
+    server has the embedded store open. SQLite files are copied with SQLite's backup API, Chroma's files
+    under the writer lock; a manifest lists every file with its checksum."""
+    import sqlite3
+
+    from backend.core.errors import BylineError
+    from backend.settings import get_settings
+    from ingest.backup import backup
+    from ingest.pipeline import WriterBusyError
+
+    try:
+        report = backup(get_settings(), directory)
+    except (BylineError, WriterBusyError, OSError, sqlite3.Error) as exc:
+        raise _backup_failed(exc) from exc
+    typer.echo(report.summary(f"backed up to {report.path}:"))
+
+
+@app.command(name="restore")
+def restore_command(
+    directory: Annotated[Path, typer.Argument(help="A directory written by byline backup.", file_okay=False)],
+) -> None:
+    """Replace the archive in BYLINE_DATA_DIR by the backup in DIRECTORY, after checking every file of it.
+    Refused while an ingest writes or a server has the store open; the replaced archive is kept beside it."""
+    import sqlite3
+
+    from backend.core.errors import BylineError
+    from backend.settings import get_settings
+    from ingest.backup import restore
+    from ingest.pipeline import WriterBusyError
+
+    try:
+        report = restore(get_settings(), directory)
+    except (BylineError, WriterBusyError, OSError, sqlite3.Error) as exc:
+        raise _backup_failed(exc) from exc
+    typer.echo(report.summary(f"restored {report.path} from {directory}:"))
 
 
 @app.command()
@@ -205,7 +259,7 @@ def ui(
     command = [
         sys.executable, "-m", "streamlit", "run", str(app_path),
         "--server.address", host, "--server.port", str(port),
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
     ]  # fmt: skip
     raise typer.Exit(subprocess.call(command, env={**os.environ, "BYLINE_API_URL": api_url}))
 

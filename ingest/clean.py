@@ -35,6 +35,24 @@ _NAV_SEPARATORS = re.compile(r"\s*[|•»›·]\s*")
 
 
 _MARKUP_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+# Text no reader sees but a model would: scripts and styles, elements styled invisible, and the role
+# markup of chat templates ("<|im_start|>system", "[INST]", a "<system>" block, a "### System:" header),
+# which no news story contains but an injection does to pose as the model's own instructions.
+_HIDDEN = re.compile(
+    r"""
+      <(script|style|template)\b[^>]*>.*?(?:</\1\s*>|\Z)
+    | <(\w+)\b[^>]*\bstyle\s*=\s*["'][^"']*
+        (?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d]*[1-9])
+          |opacity\s*:\s*0(?![.\d]*[1-9])|color\s*:\s*(?:white|\#fff(?:fff)?\b|transparent))
+        [^>]*>.*?(?:</\2\s*>|\Z)
+    | <\|im_start\|>.*?(?:<\|im_end\|>|\Z) | <\|[a-z_]+\|>
+    | \[INST\].*?(?:\[/INST\]|\Z) | <<SYS>>.*?(?:<</SYS>>|\Z)
+    | <\s*(system|assistant|developer)\b[^>]*>.*?(?:<\s*/\s*\3\s*>|\Z)
+    | </?\s*source\b[^>]*>
+    | \#{2,}[ \t]*(?:system|instructions?|assistant)[ \t]*:.*?(?=\#{2,}|\n\s*\n|\Z)
+    """,
+    re.IGNORECASE | re.DOTALL | re.VERBOSE,
+)
 
 
 def is_boilerplate(paragraph: str) -> bool:
@@ -55,6 +73,7 @@ def clean_text(text: str) -> str:
     text = _CONTROL.sub("", text)
     # Markup comments are never article text, and a favourite hiding place for instructions to a model.
     text = _MARKUP_COMMENT.sub(" ", text)
+    text = _HIDDEN.sub(" ", text)
     paragraphs: list[str] = []
     seen: set[str] = set()
     for raw in text.split("\n"):

@@ -62,15 +62,31 @@ def article_id(record_id: Any, url: str | None, text: str) -> str:
     return "t" + text_hash(text)
 
 
-def article_from_record(record: dict[str, Any]) -> tuple[Article, list[str]]:
-    """Return the article and warnings (kept data that could not be read as intended)."""
+# Cleaning copies the text several times over; a text far beyond the cut is cut before cleaning, at this
+# multiple of the cut (cleaning rarely shrinks news text by more), so a 50 MB "article" costs little memory.
+_PRE_CUT = 4
+
+
+def article_from_record(record: dict[str, Any], max_chars: int | None = None) -> tuple[Article, list[str]]:
+    """Return the article and warnings (kept data that could not be read as intended).
+
+    With ``max_chars``, a longer text is cut to it, with a warning giving its length as found."""
     warnings: list[str] = []
     raw_text = _first(record, _TEXT_FIELDS)
     if not isinstance(raw_text, str):
         raise RecordError("no text: expected a non-empty 'text', 'body' or 'content' string")
+    found = len(raw_text)
+    if max_chars is not None and found > max_chars * _PRE_CUT:
+        raw_text = raw_text[: max_chars * _PRE_CUT]
     text = clean_text(raw_text)
     if not text:
         raise RecordError("the text is empty after cleaning")
+    if not any(ch.isalnum() for ch in text):  # what is left of invalid bytes: punctuation, no story
+        raise RecordError("no words in the text after cleaning")
+    if max_chars is not None and len(text) > max_chars:
+        length = found if found > max_chars * _PRE_CUT else len(text)
+        warnings.append(f"text of {length:,} characters cut to {max_chars:,}")
+        text = text[:max_chars]
     url = _first(record, _URL_FIELDS)
     url = clean_line(str(url)) if url else None
     raw_date = _first(record, _DATE_FIELDS)

@@ -8,14 +8,22 @@ ids derived from content make that an idempotent upsert.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
+import os
+import resource
+import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from chromadb.errors import ChromaError
+
+from backend.core.errors import BylineError
 from backend.core.protocols import Embedder
 from backend.core.text import text_hash
 from backend.core.types import Article, Removal
@@ -29,10 +37,79 @@ from ingest.loaders import STDIN, LoadError, iter_files, load_file
 from ingest.normalize import RecordError, article_from_record
 
 _SHOWN_WARNINGS = 20
+# Marks a batch between its Chroma write and the lexical index's (see Ingestor._sync_lexical).
+_PENDING = ".ingest.pending"
 
 
 class WriterBusyError(RuntimeError):
     """Another ingest holds the data directory."""
+
+
+class ArchiveWriteError(BylineError):
+    """The archive could not be written: a full disk, a read-only or unwritable data directory.
+
+    The message names no path (an API client gets it); the command line adds the directory."""
+
+    status = 503
+    title = "Service unavailable"
+    retry_after_s = 60
+
+
+_OS_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "a file reached the largest size this process may write",
+    errno.EROFS: "the data directory is read-only",
+    errno.EACCES: "no permission to write the data directory",
+    errno.EPERM: "no permission to write the data directory",
+}
+_LOW_SPACE = 1 << 20
+
+
+def storage_problem(exc: BaseException, data_dir: Path) -> str | None:
+    """What stopped a write, in words, or None when ``exc`` is not a storage failure.
+
+    SQLite and Chroma report a full disk or a read-only file in their own words (Chroma's can be as
+    vague as "Error in compaction"), so what they say is backed by a look at the directory itself."""
+    if isinstance(exc, OSError):
+        inside = exc.filename is None or Path(str(exc.filename)).resolve().is_relative_to(data_dir.resolve())
+        if exc.errno not in _OS_REASONS or not inside:  # an input file's trouble, not the archive's
+            return None
+        return f"{_OS_REASONS[exc.errno]} ({exc.strerror})"
+    if not isinstance(exc, sqlite3.Error | ChromaError):
+        return None
+    said = str(exc).replace(str(data_dir.resolve()), "the data directory").replace(str(data_dir), "the data directory")
+    lowered = said.lower()
+    try:
+        free = shutil.disk_usage(data_dir if data_dir.exists() else data_dir.parent).free
+    except OSError:
+        free = None
+    if "disk is full" in lowered or "no space" in lowered:
+        reason = "the disk is full"
+    elif "readonly" in lowered or "read-only" in lowered or (data_dir.exists() and not os.access(data_dir, os.W_OK)):
+        reason = "the data directory is read-only"
+    elif free is not None and free < _LOW_SPACE:
+        reason = "the disk is full"
+    elif resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
+        reason = "a file may have reached the largest size this process may write (ulimit -f)"
+    else:
+        reason = "the store could not be written"
+    return f"{reason} ({type(exc).__name__}: {said[:200]})"
+
+
+@contextmanager
+def storage_errors(data_dir: Path) -> Iterator[None]:
+    """Turn a failed write into ``ArchiveWriteError`` with a reason a person can act on."""
+    try:
+        yield
+    except (OSError, sqlite3.Error, ChromaError) as exc:
+        reason = storage_problem(exc, data_dir)
+        if reason is None:
+            raise
+        raise ArchiveWriteError(
+            f"cannot write the archive: {reason}. Nothing half-written is visible (an article is recorded only"
+            " once all its chunks are stored); once the cause is fixed, the same ingest again finishes the work"
+        ) from exc
 
 
 class ArticleNotFoundError(LookupError):
@@ -181,11 +258,20 @@ class Ingestor:
         self._registry = registry
         self._lexical = lexical or LexicalIndex(settings.lexical_db)
 
+    @property
+    def _pending(self) -> Path:
+        return self._settings.data_dir / _PENDING
+
     def _sync_lexical(self) -> None:
-        """Rebuild the lexical index from Chroma when the two disagree (a crash between their writes)."""
-        if self._lexical.count() != self._store.count():
+        """Rebuild the lexical index from Chroma when a run died between their writes, or they disagree.
+
+        Counting alone would miss a run that died after Chroma replaced an article's chunks with as many
+        new ones: the counts agree, the ids do not. So a batch marks itself pending before it writes Chroma
+        and unmarks after the lexical index has followed; a mark found here means they may differ."""
+        if self._pending.exists() or self._lexical.count() != self._store.count():
             self._lexical.clear()
             self._lexical.add(self._store.iter_chunks())
+        self._pending.unlink(missing_ok=True)
 
     def _articles(
         self, paths: Iterable[Path], report: IngestReport, origin: str | None = None
@@ -207,7 +293,7 @@ class Ingestor:
                     continue
                 report.records += 1
                 try:
-                    article, warnings = article_from_record(rec.data)
+                    article, warnings = article_from_record(rec.data, self._settings.ingest.max_chars)
                 except RecordError as exc:
                     report.errors.append(LoadError(rec.path, rec.line, str(exc)))
                     continue
@@ -260,7 +346,7 @@ class Ingestor:
         started = time.perf_counter()
         clusterer = StoryClusterer(self._registry.lsh_candidates, self._cluster_of)
         present: set[str] = set()  # stored ids whose text is still in the source (for prune)
-        with writer_lock(self._settings.data_dir, self._lock_wait_s):
+        with storage_errors(self._settings.data_dir), writer_lock(self._settings.data_dir, self._lock_wait_s):
             self._sync_lexical()
             batch: list[tuple[Article, str]] = []
             run_texts: dict[str, str] = {}
@@ -302,6 +388,7 @@ class Ingestor:
         batch = _Batch()
         present: set[str] = set()
         changed: list[tuple[Article, str, str]] = []
+        copied: list[str] = []
         for article, origin in articles:
             digest = content_hash(article, self._settings)
             record = known.get(article.id)
@@ -318,14 +405,18 @@ class Ingestor:
                 report.exact_copies += 1
                 report.outcomes[article.id] = ("copy", f"same text as stored article {owner}; kept as a copy of it")
                 present.add(owner)
+                copied.append(article.id)
                 if record is not None:  # it was a story of its own before and now repeats another
-                    batch.stale.extend(self._store.chunk_ids_by_article([article.id]).get(article.id, {}))
                     self._registry.delete([article.id])
                 continue
             run_texts[key] = article.id
             present.add(article.id)
             changed.append((article, origin, digest))
 
+        # A copy's own chunks go even when the registry no longer lists it (a run that died after
+        # unlisting it, before its chunks were removed, left them behind).
+        for chunk_ids in self._store.chunk_ids_by_article(copied).values():
+            batch.stale.extend(chunk_ids)
         existing = self._store.chunk_ids_by_article([a.id for a, _, _ in changed])
         for article, origin, digest in changed:
             signature = minhash(article.text)
@@ -375,20 +466,43 @@ class Ingestor:
         return present
 
     def _flush(self, batch: _Batch, report: IngestReport) -> None:
+        vectors: dict[str, list[float]] = {}
         if batch.chunks:
             # Each distinct text is encoded once (wire copies share paragraphs; headers repeat).
             distinct = list(dict.fromkeys(p.embed_text for p in batch.chunks))
             vectors = dict(zip(distinct, self._embedder.embed_documents(distinct), strict=True))
             report.texts_embedded += len(distinct)
+        # Marked after the embedding (most of a batch's time), so a run killed while embedding costs the
+        # next one no rebuild of the lexical index.
+        writes_chunks = bool(batch.chunks or batch.stale)
+        if writes_chunks:
+            _durable_touch(self._pending)
+        if batch.chunks:
             self._store.upsert(
                 [p.chunk for p in batch.chunks], [vectors[p.embed_text] for p in batch.chunks], batch.extras
             )
         self._store.delete(batch.stale)
         self._lexical.add(p.chunk for p in batch.chunks)
         self._lexical.delete(batch.stale)
+        if writes_chunks:
+            self._pending.unlink()
         self._registry.save(batch.records, batch.bands, batch.copies)
         report.chunks_written += len(batch.chunks)
         report.chunks_deleted += len(batch.stale)
+
+
+def _durable_touch(path: Path) -> None:
+    """Create ``path`` and make its existence survive a crash of the machine, not only of the process."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def delete_articles(

@@ -17,12 +17,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from chromadb.errors import ChromaError
+
 from backend.core.errors import Busy, NotFound
 from backend.core.types import Article, ArticleOutcome, FileOutcome, Removal
 from backend.services import Services
 from ingest.loaders import LoadError
 from ingest.normalize import RecordError, article_from_record
-from ingest.pipeline import ArticleNotFoundError, Ingestor, WriterBusyError, delete_article
+from ingest.pipeline import ArchiveWriteError, ArticleNotFoundError, Ingestor, WriterBusyError, delete_article
 
 # A request waits this long for another request's write before it is told to retry.
 _WAIT_S = 30.0
@@ -45,15 +47,27 @@ class PipelineWriter:
             self._settings, services.embedder, self._store, self._registry, self._lexical, lock_wait_s=_LOCK_WAIT_S
         )
         self._lock = threading.Lock()
+        self._wedged: str | None = None  # why writes are refused until a restart
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
+        if self._wedged is not None:
+            raise ArchiveWriteError(self._wedged)
         if not self._lock.acquire(timeout=_WAIT_S):
             raise Busy("the archive is busy with another write; try again shortly", retry_after_s=10)
         try:
             yield
         except WriterBusyError as exc:
             raise Busy(str(exc).replace(str(self._settings.data_dir), "the data directory"), retry_after_s=30) from exc
+        except ArchiveWriteError as exc:
+            if self._settings.chroma.mode == "embedded" and isinstance(exc.__cause__, ChromaError):
+                # Embedded Chroma that failed a write (a full disk) hangs on the next one in this process;
+                # a restart replays its log. Refuse writes until then instead of hanging a request forever.
+                self._wedged = (
+                    f"{exc}. The vector store refuses further writes from this server process after a failed one:"
+                    " restart the server once the cause is fixed"
+                )
+            raise
         finally:
             self._lock.release()
 

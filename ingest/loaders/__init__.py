@@ -104,8 +104,27 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path | LoadError]:
             yield path
 
 
+_PROBE_BYTES = 8192
+_MAX_BAD_SHARE = 0.3  # random bytes run near 0.6; text with a stray NUL or a few bad bytes near 0
+
+
+def looks_binary(head: bytes) -> bool:
+    """Every format we read is text: a file whose first bytes are mostly control characters or invalid
+    UTF-8 is an image, an archive or noise, and would otherwise become a "story" of garbage."""
+    if not head:
+        return False
+    decoded = head.decode("utf-8", errors="replace")
+    if len(head) == _PROBE_BYTES:  # a multi-byte character cut by the probe is not a bad byte
+        decoded = decoded[:-3]
+    bad = sum(1 for ch in decoded if ch == "\ufffd" or (ch < " " and ch not in "\t\n\r\f"))
+    return bad > _MAX_BAD_SHARE * max(1, len(decoded))
+
+
 def load_file(path: Path) -> Iterator[tuple[RawRecord | LoadError, int]]:
-    """Records of one file with the bytes done so far; ``-`` reads JSON Lines from stdin."""
+    """Records of one file with the bytes done so far; ``-`` reads JSON Lines from stdin.
+
+    A file that gives neither a record nor an error (empty, blank lines only, a header without rows)
+    is reported too: whoever named it expected articles from it."""
     try:
         if path == STDIN:
             items: Iterator[Loaded] = load_jsonl_stream(sys.stdin.buffer)
@@ -114,11 +133,21 @@ def load_file(path: Path) -> Iterator[tuple[RawRecord | LoadError, int]]:
             if loader is None:
                 yield LoadError(path, None, "not a recognised article format (JSON, CSV, text, HTML or feed)"), 0
                 return
+            with path.open("rb") as fh:
+                if looks_binary(fh.read(_PROBE_BYTES)):
+                    yield LoadError(path, None, "binary data, not text: not an article format"), 0
+                    return
             items = loader(path)
+        found = 0
         for item in items:
+            found += 1
             if isinstance(item.value, str):
                 yield LoadError(path, item.line, item.value), item.offset
             else:
                 yield RawRecord(item.value, path, item.line), item.offset
+        if not found:
+            yield LoadError(path, None, "no articles in the file (it is empty)"), 0
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         yield LoadError(path, None, f"cannot read file: {exc}"), 0
+    except RecursionError:  # a parser (HTML, XML, YAML front matter) meeting hostile nesting
+        yield LoadError(path, None, "cannot read file: nested too deeply"), 0

@@ -18,11 +18,17 @@ def load_csv(path: Path) -> Iterator[Loaded]:
     with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
         sample = fh.read(8192)
         fh.seek(0)
+        dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
+        delimiter, quotechar = dialect.delimiter, dialect.quotechar
         try:
-            dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+            sniffed = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+            delimiter, quotechar = sniffed.delimiter, sniffed.quotechar or quotechar
         except csv.Error:
-            dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
-        reader = csv.reader(fh, dialect)
+            pass
+        # Only the separator and the quote are guessed: the sniffer often judges quotes doubled inside a
+        # field ("") not to be in use even where its sample has them, and the rest of such a field would be
+        # read as broken rows. Every common writer doubles them (RFC 4180).
+        reader = csv.reader(fh, dialect, delimiter=delimiter, quotechar=quotechar, doublequote=True)
         header = next(reader, None)
         if not header:
             yield Loaded("empty file: expected a header row", None, size)

@@ -138,7 +138,7 @@ def test_a_folder_of_good_and_broken_files(services: Services, settings: Setting
     (folder / "broken.rss").write_text("<rss><channel><title>x</title></channel></rss>", encoding="utf-8")
     report = _ingestor(services, settings).ingest([folder])
     failed = sorted({e.path.name for e in report.errors})
-    assert failed == ["binary.json", "broken.html", "broken.rss", "empty.txt", "truncated.json"]
+    assert failed == ["binary.json", "broken.html", "broken.rss", "empty.jsonl", "empty.txt", "truncated.json"]
     assert report.articles_new == 6  # 3 JSONL + good.txt + nul.txt + latin1.csv (with replacement characters)
     nul = list(services.store.iter_chunks())
     assert all("\x00" not in c.text and "\ufffd" not in c.text for c in nul)
