@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,11 @@ import pytest
 import uvicorn
 
 from backend.answering.chain import AnswerChain
+from backend.answering.rewrite import rewrite_followup
 from backend.answering.sessions import SessionStore
 from backend.api.app import create_app
 from backend.core.protocols import AnswerGenerator
+from backend.core.types import Turn
 from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services, build_services
 from backend.settings import ApiSettings, EmbeddingSettings, Settings
@@ -143,7 +145,12 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def chain_with(services: Services, tmp_path: Path, generator: AnswerGenerator) -> AnswerChain:
+def chain_with(
+    services: Services,
+    tmp_path: Path,
+    generator: AnswerGenerator,
+    condense: Callable[[str, Sequence[Turn]], str] = rewrite_followup,
+) -> AnswerChain:
     """The demo archive's reader and retriever behind another generator, with sessions of its own."""
     return AnswerChain(
         services.reader,
@@ -153,4 +160,5 @@ def chain_with(services: Services, tmp_path: Path, generator: AnswerGenerator) -
         k=10,
         max_sources=5,
         history_turns=3,
+        condense=condense,
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
+from backend.answering.deadline import question_clock
 from backend.answering.rewrite import rewrite_followup
 from backend.answering.sessions import SessionStore, new_session_id
 from backend.core.protocols import AnswerGenerator, Retriever, StreamingGenerator
@@ -224,7 +225,8 @@ class AnswerChain:
         """``history``: the conversation so far when the caller keeps it (the OpenAI-compatible
         route); then nothing is stored and ``session_id`` is not used."""
         session_id = session_id or new_session_id()
-        out = self._runnable.invoke(self._state(question, session_id, as_of, filters, k, history))
+        with question_clock():  # every model call of this question shares one timeout
+            out = self._runnable.invoke(self._state(question, session_id, as_of, filters, k, history))
         return self._record(session_id, question, out, keep=history is None)
 
     def stream(
@@ -240,10 +242,16 @@ class AnswerChain:
         """The answer as it is made: how the question was read, the sources, text pieces, then the
         verified answer (whose text replaces the pieces: unsupported citations are gone from it)."""
         session_id = session_id or new_session_id()
-        state = self._prepare.invoke(self._state(question, session_id, as_of, filters, k, history))
+        with question_clock() as started:
+            state = self._prepare.invoke(self._state(question, session_id, as_of, filters, k, history))
         yield Started(session_id, state["rewritten"], state["reading"], tuple(state["sources"]))
         draft = Draft(text="")
-        for piece in _draft_pieces(self._generator, state["rewritten"], state["sources"], state["history"]):
+        pieces = _draft_pieces(self._generator, state["rewritten"], state["sources"], state["history"])
+        while True:
+            with question_clock(started):  # the clock is this generator's context only while it runs
+                piece = next(pieces, None)
+            if piece is None:
+                break
             if isinstance(piece, Draft):
                 draft = piece
             else:

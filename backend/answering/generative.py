@@ -13,7 +13,10 @@ Three guards around the model:
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -21,12 +24,16 @@ from dataclasses import replace
 
 from langchain_core.language_models import BaseChatModel
 
+from backend.answering.deadline import time_left
 from backend.answering.prompt import messages
 from backend.core.protocols import AnswerGenerator
 from backend.core.text import content_terms, looks_like_instruction, split_sentences, strip_markers, tidy_spacing
 from backend.core.types import Draft, Source, Turn
 
 _MARKER = re.compile(r"\[(\d+)\]")
+# Markers written after the full stop ("... safer. [1]") belong to the sentence before it; split as they
+# stand, they would be a sentence of their own and the cited one would be dropped as uncited.
+_TRAILING_MARKERS = re.compile(r"\s*([.!?。！？]+)\s*((?:\[\d+\][\s,]*)+)(?=\s|$)")
 MIN_CITATION_SUPPORT = 0.25  # share of a cited sentence's words that must appear in one sentence of its source
 
 
@@ -41,11 +48,14 @@ class LLMAnswerer:
         fallback = self._gate.generate(question, sources)
         if not fallback.text:
             return fallback  # nothing in the archive supports an answer: the model is not asked
+        left = time_left(self._timeout_s)  # a follow-up's rewrite may have used some of the budget
+        if left <= 0:
+            return replace(fallback, degraded=self._late)
         future = self._pool.submit(self._chat.invoke, messages(question, sources, _pairs(history)))
         try:
-            reply = future.result(timeout=self._timeout_s)
+            reply = future.result(timeout=left)
         except FutureTimeout:
-            return replace(fallback, degraded=f"the language model did not answer within {self._timeout_s:g} s")
+            return replace(fallback, degraded=self._late)
         except Exception as exc:  # a provider down or misconfigured must not fail the question
             return replace(fallback, degraded=f"the language model failed: {type(exc).__name__}: {exc}"[:300])
         return _final(str(reply.content), fallback, sources)
@@ -55,17 +65,44 @@ class LLMAnswerer:
         if not fallback.text:
             yield fallback
             return
+        ends = time.monotonic() + time_left(self._timeout_s)
+        # The model's stream is read in a worker so that waiting for its next token can end at the deadline.
+        tokens: queue.Queue[str | Exception | None] = queue.Queue()
+        abandoned = threading.Event()
+
+        def pump() -> None:
+            try:
+                for chunk in self._chat.stream(messages(question, sources, _pairs(history))):
+                    if abandoned.is_set():
+                        return  # leaving the loop closes the model's stream
+                    tokens.put(str(chunk.content))
+            except Exception as exc:
+                tokens.put(exc)
+            finally:
+                tokens.put(None)
+
+        self._pool.submit(pump)
         parts: list[str] = []
-        try:
-            for chunk in self._chat.stream(messages(question, sources, _pairs(history))):
-                token = str(chunk.content)
-                if token:
-                    parts.append(token)
-                    yield token
-        except Exception as exc:  # as in generate: the extractive answer, marked
-            yield replace(fallback, degraded=f"the language model failed: {type(exc).__name__}: {exc}"[:300])
-            return
+        while True:
+            try:
+                item = tokens.get(timeout=max(0.0, ends - time.monotonic()))
+            except queue.Empty:
+                abandoned.set()
+                yield replace(fallback, degraded=self._late)
+                return
+            if item is None:
+                break
+            if isinstance(item, Exception):  # as in generate: the extractive answer, marked
+                yield replace(fallback, degraded=f"the language model failed: {type(item).__name__}: {item}"[:300])
+                return
+            if item:
+                parts.append(item)
+                yield item
         yield _final("".join(parts), fallback, sources)
+
+    @property
+    def _late(self) -> str:
+        return f"the language model did not answer within {self._timeout_s:g} s"
 
 
 def _pairs(history: Sequence[Turn]) -> list[tuple[str, str]]:
@@ -82,6 +119,11 @@ def _final(text: str, fallback: Draft, sources: Sequence[Source]) -> Draft:
     return Draft(text=checked, snippets=snippets)
 
 
+def _markers_before_stop(match: re.Match[str]) -> str:
+    markers = "".join(f"[{n}]" for n in _MARKER.findall(match.group(2)))
+    return f" {markers}{match.group(1)}"
+
+
 def check_citations(text: str, sources: Sequence[Source]) -> tuple[str, dict[int, str]]:
     """Drop each ``[n]`` whose sentence source n does not support, then every sentence left without a
     citation (the prompt asks for one on every sentence); snippets for the citations kept."""
@@ -92,6 +134,7 @@ def check_citations(text: str, sources: Sequence[Source]) -> tuple[str, dict[int
     }
     snippets: dict[int, str] = {}
     kept_sentences = []
+    text = _TRAILING_MARKERS.sub(_markers_before_stop, text)
     for sentence in split_sentences(text):
         terms = set(content_terms(strip_markers(sentence)))
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from langchain_core.language_models import BaseChatModel
 
+from backend.answering.deadline import time_left
 from backend.core.text import content_terms, split_sentences, strip_markers
 from backend.core.types import Turn
 
@@ -105,8 +106,13 @@ class LLMCondenser:
             f"Q: {t.question}\nA: {strip_markers(t.answer)[:400]}" for t in history[-_CONDENSE_TURNS:]
         )
         prompt = CONDENSE_PROMPT.format(conversation=conversation, question=question.strip())
+        # The answer that follows shares this question's budget: a rewrite (a short reply) gets half of it,
+        # so that retrieval and the extractive fallback still fit before the deadline when the model is slow.
+        left = min(time_left(self._timeout_s), self._timeout_s / 2)
+        if left <= 0:
+            return rewrite_followup(question, history)
         try:
-            reply = self._pool.submit(self._chat.invoke, prompt).result(timeout=self._timeout_s)
+            reply = self._pool.submit(self._chat.invoke, prompt).result(timeout=left)
         except Exception:  # the rule-based rewrite is always there to fall back on
             return rewrite_followup(question, history)
         condensed = " ".join(str(reply.content).split()).strip().strip('"')

@@ -16,7 +16,21 @@ _ABBREVIATIONS = frozenset(
     """.split()
 )
 
-_BOUNDARY = re.compile(r"""[.!?…]+["'”’)\]]*\s+(?=["'“‘(\[]?[A-Z0-9])""")
+# A sentence ends at . ! ? … before a space and a capital or a digit of any script (Cyrillic, Greek), or a
+# letter of a script without case (Arabic); at the full-width stops of Chinese and Japanese whatever follows.
+_BOUNDARY = re.compile(r"""[.!?…؟]+["'”’)\]]*\s+|[。！？]+["'”’」』)\]]*\s*""")
+_OPENERS = "\"'“‘«„(["
+
+
+def _starts_sentence(text: str, at: int) -> bool:
+    while at < len(text) and text[at] in _OPENERS:
+        at += 1
+    if at >= len(text):
+        return False
+    first = text[at]
+    return first.isdigit() or first.isupper() or (first.isalpha() and not first.islower())
+
+
 _LINE = re.compile(r"[^\n]+")
 _WORD = re.compile(r"[\w]+(?:['’][\w]+)?", re.UNICODE)
 
@@ -43,6 +57,8 @@ def sentence_spans(text: str) -> Iterator[tuple[int, int]]:
         cursor = 0
         for match in _BOUNDARY.finditer(para):
             period_at = match.start()
+            if para[period_at] not in "。！？" and not _starts_sentence(para, match.end()):
+                continue
             if para[period_at] == "." and _is_false_boundary(para, period_at):
                 continue
             end = match.end()
@@ -112,7 +128,8 @@ def text_hash(text: str, length: int = 16) -> str:
 
 # Text that addresses an AI assistant rather than a reader: prompt injection planted in an article.
 # Such sentences are never quoted by the extractive answerer, never shown to a model, and never
-# count as support for a citation. English, French, German, Spanish, Italian, Portuguese, Arabic, Kurdish.
+# count as support for a citation. English, French, German, Spanish, Italian, Portuguese, Arabic, Kurdish,
+# Persian, Turkish, Russian and Ukrainian, Chinese and Japanese.
 _INSTRUCTION = re.compile(
     r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|prompts?|rules|guidelines|directions)\b"
     r"|\b(?:system|developer)\s+(?:prompt|message|instructions?)\b"
@@ -121,7 +138,12 @@ _INSTRUCTION = re.compile(
     r"|\b(?:reply|respond|answer)\s+(?:only\s+)?(?:with|by\s+saying)\b"
     r"|\bignorez?\b.{0,40}\binstructions\b|\bignoriere?n?\b.{0,40}\banweisungen\b"
     r"|\bignor[ae]\b.{0,40}\binstrucci[oó]nes\b|\bignora\b.{0,40}\bistruzioni\b|\bignore\b.{0,40}\binstruções\b"
-    r"|تجاهل.{0,40}التعليمات|پشتگوێ",
+    r"|تجاهل.{0,40}التعليمات|پشتگوێ|نادیده\s+بگیر|talimatlar\w*\s+(?:yok\s+say|görmezden)"
+    r"|\b(?:забудь(?:те)?|(?:про)?игнорируй(?:те)?|не\s+обращай|ігноруй(?:те)?)\b.{0,40}"
+    r"(?:указани|инструкци|правил|вказівк|інструкці)"
+    r"|\b(?:ответь(?:те)?|отвечай(?:те)?)\s+только\b|\bвідповідай(?:те)?\s+лише\b"
+    r"|(?:忽略|无视|忽视|忘记|忘掉|無視|忘れ).{0,20}(?:指示|指令|提示|规则|規則|说明)|只(?:回答|回复|输出)"
+    r"|(?:指示|指令|命令).{0,10}(?:を無視|を忘れ)",
     re.IGNORECASE | re.DOTALL,
 )
 

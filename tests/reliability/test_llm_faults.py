@@ -188,10 +188,9 @@ def test_a_slow_llm_gives_degraded_answers_in_time_then_model_answers_again(
                                 "model answer, not degraded"})  # fmt: skip
 
 
-# Found by these two tests, not fixed here (backend/answering is outside this suite's remit): a follow-up
-# waits for the model twice, once to rewrite the question (LLMCondenser) and once to answer, each up to the
-# timeout; a stream has no deadline of its own, only the HTTP client's timeout per attempt, retries included.
-@pytest.mark.xfail(strict=True, reason="a follow-up waits up to twice the timeout (rewrite, then answer)")
+# Found by these two tests and fixed: a follow-up waited for the model twice, once to rewrite the question
+# and once to answer, each up to the timeout; a stream had no deadline of its own, only the HTTP client's
+# timeout per attempt, retries included. Now every model call of a question shares one clock.
 def test_a_follow_up_is_degraded_within_the_timeout_too(
     demo_copy: Path, embedder: SentenceTransformerEmbedder, fake_llm: FakeLLM
 ) -> None:
@@ -204,7 +203,6 @@ def test_a_follow_up_is_degraded_within_the_timeout_too(
     assert elapsed <= TIMEOUT_S + 1.0, f"a follow-up degraded after {elapsed:.2f} s"
 
 
-@pytest.mark.xfail(strict=True, reason="a stream waits up to the timeout once per attempt (max_retries + 1)")
 def test_a_stream_is_degraded_within_the_timeout_too(
     demo_copy: Path, embedder: SentenceTransformerEmbedder, fake_llm: FakeLLM
 ) -> None:

@@ -1,13 +1,14 @@
 """The LLM answerer's plumbing with chat models that are real LangChain subclasses, scripted."""
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
 from backend.answering.chain import NOT_FOUND, AnswerChain, Started
@@ -21,11 +22,13 @@ from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION, chain_with
 
 
 class Scripted(BaseChatModel):
-    """Answers with ``reply`` (or raises ``error``, or sleeps first), recording every prompt."""
+    """Answers with ``reply`` (or raises ``error``, or sleeps first), recording every prompt; streams it
+    word by word, ``word_delay_s`` apart."""
 
     reply: str = ""
     error: str | None = None
     delay_s: float = 0.0
+    word_delay_s: float = 0.0
     prompts: list[list[BaseMessage]] = Field(default_factory=list)
 
     @property
@@ -45,11 +48,30 @@ class Scripted(BaseChatModel):
             raise ConnectionError(self.error)
         return ChatResult(generations=[ChatGeneration(message=AIMessage(self.reply))])
 
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        self.prompts.append(messages)
+        time.sleep(self.delay_s)
+        if self.error:
+            raise ConnectionError(self.error)
+        for n, word in enumerate(self.reply.split(" ")):
+            time.sleep(self.word_delay_s)
+            yield ChatGenerationChunk(message=AIMessageChunk(content=f" {word}" if n else word))
 
-def _chain(services: Services, tmp_path: Path, chat: Scripted, timeout_s: float = 5.0) -> AnswerChain:
+
+def _chain(
+    services: Services, tmp_path: Path, chat: Scripted, timeout_s: float = 5.0, condense_with: Scripted | None = None
+) -> AnswerChain:
     gate = ExtractiveAnswerer(services.embedder, services.settings.answer)
     generator = LLMAnswerer(chat, gate=gate, timeout_s=timeout_s)
-    return chain_with(services, tmp_path, generator)
+    if condense_with is None:
+        return chain_with(services, tmp_path, generator)
+    return chain_with(services, tmp_path, generator, LLMCondenser(condense_with, timeout_s=timeout_s))
 
 
 def test_the_model_sees_numbered_sources_and_its_citations_are_checked(demo_services: Services, tmp_path: Path) -> None:
@@ -83,6 +105,38 @@ def test_a_slow_model_is_abandoned_after_the_timeout(demo_services: Services, tm
     assert answer.degraded is not None and "within 0.5 s" in answer.degraded
 
 
+def test_a_follow_up_shares_one_timeout_between_the_rewrite_and_the_answer(
+    demo_services: Services, tmp_path: Path
+) -> None:
+    """Each call alone fits the timeout; together they do not, so the answer must give way."""
+    condenser = Scripted(reply="What did Mardan Salih say about security?", delay_s=1.2)
+    chat = Scripted(reply="Mardan Salih called his area 99 percent secure [1].", delay_s=1.2)
+    chain = _chain(demo_services, tmp_path, chat, timeout_s=2.0, condense_with=condenser)
+    first = chain.ask(QARATAPA_QUESTION)
+    assert first.degraded is None  # one call of 1.2 s: within the 2 s
+    follow_up = chain.ask("What did he say about security?", session_id=first.session_id)
+    assert follow_up.rewritten_query == "What did Mardan Salih say about security?"
+    assert follow_up.degraded == "the language model did not answer within 2 s"
+    assert "Mardan Salih" in follow_up.text  # the extractive answer, for the rewritten question
+
+
+def test_a_stream_gives_way_at_the_timeout(demo_services: Services, tmp_path: Path) -> None:
+    """A model that streams too slowly is left at the deadline: what it sent is replaced by the extractive
+    answer, marked degraded; the same model fast enough is kept."""
+    reply = "Mardan Salih commands the Qaratapa-Hamrin sector [1]."
+    slow = list(_chain(demo_services, tmp_path, Scripted(reply=reply, word_delay_s=0.6), timeout_s=2.0).stream(
+        QARATAPA_QUESTION
+    ))  # fmt: skip
+    final = slow[-1]
+    assert isinstance(final, Answer) and final.degraded == "the language model did not answer within 2 s"
+    assert len([e for e in slow if isinstance(e, str)]) < len(reply.split(" "))  # it was cut off
+    assert "Mardan Salih" in final.text
+    fast = list(_chain(demo_services, tmp_path, Scripted(reply=reply, word_delay_s=0.01), timeout_s=2.0).stream(
+        QARATAPA_QUESTION
+    ))  # fmt: skip
+    assert isinstance(fast[-1], Answer) and fast[-1].degraded is None and fast[-1].text == reply
+
+
 def test_off_archive_questions_never_reach_the_model(demo_services: Services, tmp_path: Path) -> None:
     chat = Scripted(reply="Banana bread bakes for an hour [1].")
     answer = _chain(demo_services, tmp_path, chat).ask("How long should banana bread bake?")
@@ -100,6 +154,16 @@ def test_check_citations_keeps_supported_markers_only() -> None:
     chunk = Chunk(id="a:0", article_id="a", position=0, text="Rates rose to 5.25 percent on Thursday. Fog.")
     sources = [Source(1, "a", "Rates", None, "Wire", None, (Hit(chunk, 1.0),))]
     text, snippets = check_citations("The bank raised rates to 5.25 percent [1]. Pigs fly [1].", sources)
+    assert text == "The bank raised rates to 5.25 percent [1]."
+    assert snippets == {1: "Rates rose to 5.25 percent on Thursday."}
+
+
+def test_markers_after_the_full_stop_count_for_the_sentence_before_them() -> None:
+    """Small models often write "... percent. [1]"; split as written, the marker was a sentence of its own
+    and the cited sentence was dropped as uncited, so their answers fell back to the extractive one."""
+    chunk = Chunk(id="a:0", article_id="a", position=0, text="Rates rose to 5.25 percent on Thursday. Fog.")
+    sources = [Source(1, "a", "Rates", None, "Wire", None, (Hit(chunk, 1.0),))]
+    text, snippets = check_citations("The bank raised rates to 5.25 percent. [1] Pigs fly.[1][7]", sources)
     assert text == "The bank raised rates to 5.25 percent [1]."
     assert snippets == {1: "Rates rose to 5.25 percent on Thursday."}
 
