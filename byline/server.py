@@ -5,6 +5,11 @@ An app factory, so uvicorn can start several worker processes, each building its
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import logging
+import os
+import sys
 from typing import IO
 
 from fastapi import FastAPI
@@ -16,9 +21,29 @@ from backend.store.ownership import hold_for_server
 from ingest.writer import with_writer
 
 _held: list[IO[str]] = []  # the served-directory mark, open for the process's life
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+_ARENAS = 2
+
+
+def limit_malloc_arenas() -> bool:
+    """Cap glibc's malloc arenas, as MALLOC_ARENA_MAX would, unless that variable says otherwise.
+
+    glibc gives each thread that allocates under contention an arena of its own (up to 8 per core), and
+    request threads that tokenise and encode leave each arena holding freed memory: measured on the
+    200k-chunk archive after 120 questions from 16 threads, 1,818 MiB resident against 1,400 MiB with
+    two arenas, and no slower. Done before the request threads start; a no-op off glibc."""
+    if sys.platform != "linux" or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_ARENA_MAX, _ARENAS))
+    except (OSError, AttributeError):
+        logging.getLogger("byline").debug("mallopt unavailable; malloc arenas not capped")
+        return False
 
 
 def create() -> FastAPI:
+    limit_malloc_arenas()
     settings = get_settings()
     if settings.chroma.mode == "embedded":
         _held.append(hold_for_server(settings.data_dir))

@@ -45,7 +45,6 @@ _ANSWER_TYPES = (
 )
 _MIN_WORDS, _MAX_CHARS = 4, 600
 _REDUNDANT = 0.85  # cosine above which a second sentence repeats the first
-_SHORTLIST = 32  # sentences embedded per answer
 
 
 @dataclass(slots=True)
@@ -64,7 +63,7 @@ class ExtractiveAnswerer:
         self._settings = settings
 
     def generate(self, question: str, sources: Sequence[Source], history: Sequence[Turn] = ()) -> Draft:
-        candidates = _shortlist(question, _candidates(sources[: self._settings.max_sources]))
+        candidates = _shortlist(question, _candidates(sources[: self._settings.max_sources]), self._settings.shortlist)
         if not candidates:
             return Draft(text="")
         vectors = self._embedder.embed_documents([question, *(c.sentence for c in candidates)])
@@ -133,17 +132,17 @@ def _candidates(sources: Sequence[Source]) -> list[_Candidate]:
     return out
 
 
-def _shortlist(question: str, cands: list[_Candidate]) -> list[_Candidate]:
+def _shortlist(question: str, cands: list[_Candidate], size: int) -> list[_Candidate]:
     """The sentences worth embedding: those sharing most question terms, best-ranked sources first.
 
     Embedding every sentence of ten chunks costs most of an answer's time; a sentence that shares
     no term with the question and comes from a low-ranked source rarely wins.
     """
-    if len(cands) <= _SHORTLIST:
+    if len(cands) <= size:
         return cands
     q_terms = set(content_terms(question))
     ranked = sorted(range(len(cands)), key=lambda i: (-len(q_terms & cands[i].terms), cands[i].source.n, i))
-    return [cands[i] for i in sorted(ranked[:_SHORTLIST])]
+    return [cands[i] for i in sorted(ranked[:size])]
 
 
 def _score(question: str, query_vec: Sequence[float], cands: list[_Candidate], vecs: Sequence[Sequence[float]]) -> None:

@@ -12,6 +12,7 @@ loaded and loads again on demand, so an API process picks up what an ingest proc
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
@@ -27,25 +28,29 @@ from backend.core.types import Chunk, SearchQuery
 from backend.store import sqlite
 from backend.store.chroma import source_key, source_keys
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS docs (
-    chunk_id TEXT PRIMARY KEY,
-    article_id TEXT NOT NULL,
-    length INTEGER NOT NULL,
-    published_ts INTEGER NOT NULL,
-    dated INTEGER NOT NULL,
-    source_key TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS postings (
-    term TEXT NOT NULL,
-    chunk_id TEXT NOT NULL,
-    tf INTEGER NOT NULL,
-    PRIMARY KEY (term, chunk_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS postings_chunk ON postings(chunk_id);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta VALUES ('version', 0);
-"""
+# Postings name a chunk by an integer ``doc`` number, never reused (AUTOINCREMENT), so a process turns a
+# term's postings into array rows with one numpy lookup instead of a dictionary lookup per chunk id.
+_TABLES = [
+    """CREATE TABLE IF NOT EXISTS docs (
+        doc INTEGER PRIMARY KEY AUTOINCREMENT,
+        chunk_id TEXT NOT NULL UNIQUE,
+        article_id TEXT NOT NULL,
+        length INTEGER NOT NULL,
+        published_ts INTEGER NOT NULL,
+        dated INTEGER NOT NULL,
+        source_key TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS postings (
+        term TEXT NOT NULL,
+        doc INTEGER NOT NULL,
+        tf INTEGER NOT NULL,
+        PRIMARY KEY (term, doc)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS postings_doc ON postings(doc)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO meta VALUES ('version', 0)",
+]
+_SCHEMA = ";\n".join(_TABLES) + ";"
 
 _BUMP = "UPDATE meta SET value = value + 1 WHERE key = 'version'"
 
@@ -61,6 +66,7 @@ class LexicalIndex(sqlite.SqliteStore):
     schema = _SCHEMA
 
     def __init__(self, path: Path) -> None:
+        _upgrade(path)
         super().__init__(path)
         self._lock = threading.Lock()
         self._loaded: _Snapshot | None = None
@@ -70,9 +76,10 @@ class LexicalIndex(sqlite.SqliteStore):
         with self._connect() as db:
             for chunk in chunks:
                 counts = Counter(terms_of(chunk))
-                db.execute("DELETE FROM postings WHERE chunk_id = ?", (chunk.id,))
-                db.execute(
-                    "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?, ?)",
+                _remove(db, [chunk.id])
+                doc = db.execute(
+                    "INSERT INTO docs (chunk_id, article_id, length, published_ts, dated, source_key)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         chunk.id,
                         chunk.article_id,
@@ -81,14 +88,15 @@ class LexicalIndex(sqlite.SqliteStore):
                         int(chunk.published_at is not None),
                         source_key(chunk.source or ""),
                     ),
-                )
-                db.executemany("INSERT INTO postings VALUES (?, ?, ?)", [(t, chunk.id, n) for t, n in counts.items()])
+                ).lastrowid
+                db.executemany("INSERT INTO postings VALUES (?, ?, ?)", [(t, doc, n) for t, n in counts.items()])
             db.execute(_BUMP)
 
     def delete(self, chunk_ids: Sequence[str]) -> None:
+        if not chunk_ids:
+            return
         with self._connect() as db:
-            db.executemany("DELETE FROM postings WHERE chunk_id = ?", [(c,) for c in chunk_ids])
-            db.executemany("DELETE FROM docs WHERE chunk_id = ?", [(c,) for c in chunk_ids])
+            _remove(db, chunk_ids)
             db.execute(_BUMP)
 
     def clear(self) -> None:
@@ -151,12 +159,18 @@ class LexicalIndex(sqlite.SqliteStore):
             if cached is not None:
                 snapshot.postings.move_to_end(term)
                 return cached if len(cached[0]) else None
+        # One string per term, parsed by numpy: three times faster than a row per posting for common terms.
         with self._connect() as db:
-            found = db.execute("SELECT chunk_id, tf FROM postings WHERE term = ?", (term,)).fetchall()
-        position = snapshot.position
-        pairs = [(position[c], tf) for c, tf in found if c in position]
-        rows = np.fromiter((r for r, _ in pairs), dtype=np.int64, count=len(pairs))
-        tf = np.fromiter((t for _, t in pairs), dtype=np.float32, count=len(pairs))
+            (packed,) = db.execute(
+                "SELECT group_concat(doc * 65536 + min(tf, 65535)) FROM postings WHERE term = ?", (term,)
+            ).fetchone()
+        codes = np.fromstring(packed, dtype=np.int64, sep=",") if packed else np.zeros(0, dtype=np.int64)
+        docs = codes >> 16
+        rows = np.full(len(docs), -1, dtype=np.int64)
+        known = docs < len(snapshot.row_of_doc)  # a doc written after the snapshot is not in it
+        rows[known] = snapshot.row_of_doc[docs[known]]
+        inside = rows >= 0
+        rows, tf = rows[inside], (codes[inside] & 0xFFFF).astype(np.float32)
         with self._lock:
             snapshot.postings[term] = (rows, tf)
             while len(snapshot.postings) > _CACHED_TERMS:
@@ -171,7 +185,7 @@ _CACHED_TERMS = 50_000  # postings lists kept in memory per process; the rarest 
 class _Snapshot:
     version: int
     ids: list[str]
-    position: dict[str, int]
+    row_of_doc: npt.NDArray[np.int64]  # doc number -> row in these arrays, -1 for none
     length: npt.NDArray[np.float32]
     published_ts: npt.NDArray[np.int64]
     dated: npt.NDArray[np.bool_]
@@ -189,21 +203,60 @@ class _Snapshot:
 
 def _load(path: Path, version: int) -> _Snapshot:
     with sqlite.connect(path) as db:
-        rows = db.execute("SELECT chunk_id, length, published_ts, dated, source_key FROM docs").fetchall()
+        rows = db.execute("SELECT doc, chunk_id, length, published_ts, dated, source_key FROM docs").fetchall()
     codes: dict[str, int] = {}
-    ids = [r[0] for r in rows]
-    length = np.array([r[1] for r in rows], dtype=np.float32)
+    docs = np.array([r[0] for r in rows], dtype=np.int64)
+    row_of_doc = np.full(int(docs.max()) + 1 if len(docs) else 0, -1, dtype=np.int64)
+    row_of_doc[docs] = np.arange(len(docs))
+    length = np.array([r[2] for r in rows], dtype=np.float32)
     return _Snapshot(
         version=version,
-        ids=ids,
-        position={c: i for i, c in enumerate(ids)},
+        ids=[r[1] for r in rows],
+        row_of_doc=row_of_doc,
         length=length,
-        published_ts=np.array([r[2] for r in rows], dtype=np.int64),
-        dated=np.array([bool(r[3]) for r in rows], dtype=np.bool_),
-        source=np.array([codes.setdefault(r[4], len(codes)) for r in rows], dtype=np.int32),
+        published_ts=np.array([r[3] for r in rows], dtype=np.int64),
+        dated=np.array([bool(r[4]) for r in rows], dtype=np.bool_),
+        source=np.array([codes.setdefault(r[5], len(codes)) for r in rows], dtype=np.int32),
         source_codes=codes,
         average=float(length.mean()) if len(rows) else 0.0,
     )
+
+
+def _remove(db: sqlite3.Connection, chunk_ids: Sequence[str]) -> None:
+    for start in range(0, len(chunk_ids), 500):
+        part = list(chunk_ids[start : start + 500])
+        marks = ",".join("?" * len(part))
+        db.execute(f"DELETE FROM postings WHERE doc IN (SELECT doc FROM docs WHERE chunk_id IN ({marks}))", part)
+        db.execute(f"DELETE FROM docs WHERE chunk_id IN ({marks})", part)
+
+
+def _upgrade(path: Path) -> None:
+    """An index written before doc numbers (postings keyed by chunk id) is converted in place, once,
+    inside one write transaction: another process that opens it meanwhile waits, then finds it done."""
+    if not path.exists():
+        return
+    with sqlite.connect(path, timeout=600) as db:
+        if "chunk_id" not in {r[1] for r in db.execute("PRAGMA table_info(postings)")}:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        if "chunk_id" not in {r[1] for r in db.execute("PRAGMA table_info(postings)")}:
+            return  # another process converted it while this one waited
+        db.execute("DROP INDEX IF EXISTS postings_chunk")
+        db.execute("ALTER TABLE docs RENAME TO docs_v1")
+        db.execute("ALTER TABLE postings RENAME TO postings_v1")
+        for statement in _TABLES:
+            db.execute(statement)
+        db.execute(
+            "INSERT INTO docs (chunk_id, article_id, length, published_ts, dated, source_key)"
+            " SELECT chunk_id, article_id, length, published_ts, dated, source_key FROM docs_v1 ORDER BY chunk_id"
+        )
+        db.execute(
+            "INSERT INTO postings SELECT p.term, d.doc, p.tf FROM postings_v1 p JOIN docs d ON d.chunk_id = p.chunk_id"
+            " ORDER BY p.term, d.doc"
+        )
+        db.execute("DROP TABLE postings_v1")
+        db.execute("DROP TABLE docs_v1")
+        db.execute(_BUMP)
 
 
 def _mask(s: _Snapshot, query: SearchQuery) -> npt.NDArray[np.bool_]:

@@ -1,3 +1,4 @@
+import sqlite3
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -45,3 +46,49 @@ def test_replacing_and_deleting_chunks_updates_postings(tmp_path: Path) -> None:
     assert [cid for cid, _ in index.search(SearchQuery("trams"), 10)] == ["a:0"]
     index.delete(["a:0"])
     assert index.ids() == {"b:0"} and index.search(SearchQuery("trams"), 10) == []
+
+
+_V1_SCHEMA = """
+CREATE TABLE docs (chunk_id TEXT PRIMARY KEY, article_id TEXT NOT NULL, length INTEGER NOT NULL,
+    published_ts INTEGER NOT NULL, dated INTEGER NOT NULL, source_key TEXT NOT NULL);
+CREATE TABLE postings (term TEXT NOT NULL, chunk_id TEXT NOT NULL, tf INTEGER NOT NULL,
+    PRIMARY KEY (term, chunk_id)) WITHOUT ROWID;
+CREATE INDEX postings_chunk ON postings(chunk_id);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO meta VALUES ('version', 7);
+INSERT INTO docs VALUES ('a:0', 'a', 3, 1696377600, 1, 'northern-dispatch'), ('b:0', 'b', 2, 0, 0, '');
+INSERT INTO postings VALUES ('qaratapa', 'a:0', 2), ('sector', 'a:0', 1), ('sector', 'b:0', 1), ('calm', 'b:0', 1);
+"""
+
+
+def test_an_index_written_before_doc_numbers_is_upgraded_in_place(tmp_path: Path) -> None:
+    """Indexes from earlier versions keyed postings by chunk id; opening one converts it, keeping every
+    posting, so a server upgraded over an existing archive searches it at once (no rebuild from Chroma)."""
+    path = tmp_path / "lexical.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(_V1_SCHEMA)
+    index = LexicalIndex(path)
+    assert index.ids() == {"a:0", "b:0"} and index.version() == 8  # readers of the old snapshot reload
+    ranked = index.search(SearchQuery("Qaratapa sector"), 10)
+    assert [cid for cid, _ in ranked] == ["a:0", "b:0"] and ranked[0][1] > ranked[1][1] > 0
+    assert [cid for cid, _ in index.search(SearchQuery("sector", as_of=date(2023, 10, 3)), 10)] == ["b:0"]
+    index.add([_chunk("c:0", "calm sector again")])
+    index.delete(["b:0"])
+    assert {cid for cid, _ in index.search(SearchQuery("calm"), 10)} == {"c:0"}
+    LexicalIndex(path)  # opening an upgraded index again changes nothing
+    assert index.ids() == {"a:0", "c:0"}
+
+
+def test_a_snapshot_ignores_docs_written_after_it_and_doc_numbers_are_never_reused(tmp_path: Path) -> None:
+    index = LexicalIndex(tmp_path / "lexical.sqlite3")
+    index.add([_chunk("a:0", "ferry timetable"), _chunk("b:0", "ferry fares")])
+    snapshot = index._snapshot()
+    index.add([_chunk("b:0", "ferry fares rise")])  # a replacement: a new doc number for b:0
+    index.add([_chunk("c:0", "ferry crews")])
+    # Postings read for the old snapshot skip docs it does not know instead of mislabelling them.
+    postings = index._postings(snapshot, "ferry")
+    assert postings is not None and sorted(snapshot.ids[r] for r in postings[0]) == ["a:0"]
+    with sqlite3.connect(tmp_path / "lexical.sqlite3") as db:
+        numbers = [r[0] for r in db.execute("SELECT doc FROM docs ORDER BY doc")]
+    assert numbers == [1, 3, 4]
+    assert {cid for cid, _ in index.search(SearchQuery("ferry"), 10)} == {"a:0", "b:0", "c:0"}
