@@ -70,7 +70,7 @@ soak: $(VENV)/.installed-test
 # in data/bench/. About 75 minutes on 2 cores, most of it the 200k-chunk archive.
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.embedding_speed
-	$(BIN)/python -m bench.ingest_throughput --articles 1000 5000
+	$(BIN)/python -m bench.ingest_throughput --articles 1000 5000 --encode-share 0.3
 	test -f $(EVAL_DIR)/questions.jsonl || $(BIN)/python -m eval.devset --data-dir $(EVAL_DIR)
 	$(BIN)/python -m bench.scale --source $(EVAL_DIR)
 

@@ -16,7 +16,7 @@ from backend.answering.rewrite import LLMCondenser, rewrite_followup
 from backend.answering.sessions import SessionStore
 from backend.core.protocols import AnswerGenerator, ArchiveWriter, Embedder, Retriever
 from backend.core.types import Turn
-from backend.embedding import CachedEmbedder, build_embedder
+from backend.embedding import BatchingEmbedder, CachedEmbedder, build_embedder
 from backend.retrieval.dense import DenseRetriever
 from backend.retrieval.hybrid import HybridRetriever
 from backend.retrieval.lexical import BM25Retriever
@@ -121,9 +121,11 @@ def build_retriever(
 def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
     """``embedder`` lets a caller that already loaded the model (tests, ingest) share it."""
     embedder = embedder or build_embedder(settings.embedding)
-    # Questions and answer sentences go through a cache; ingest (the writer) uses the model directly.
-    size = settings.embedding.cache_size
-    asking: Embedder = CachedEmbedder(embedder, size) if size else embedder
+    # Questions and answer sentences go through a cache, then are encoded together with those of concurrent
+    # requests; ingest (the writer) uses the model directly.
+    asking: Embedder = BatchingEmbedder(embedder) if settings.embedding.batch_queries else embedder
+    if settings.embedding.cache_size:
+        asking = CachedEmbedder(asking, settings.embedding.cache_size)
     store = build_store(settings)
     lexical = build_lexical(settings)
     registry = build_registry(settings)

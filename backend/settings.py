@@ -24,6 +24,8 @@ class EmbeddingSettings(BaseModel):
     threads: int = Field(default=0, ge=0)  # 0: the library's default (all cores)
     # Query side only: recent question and sentence vectors kept in memory (0 turns it off).
     cache_size: int = Field(default=20_000, ge=0)
+    # Query side only: texts of concurrent requests encoded in one model call.
+    batch_queries: bool = True
 
 
 class ChromaSettings(BaseModel):

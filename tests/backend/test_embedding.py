@@ -1,6 +1,9 @@
 """The embedding backends agree, and the query-side cache returns what the model would."""
 
 import importlib.util
+import threading
+import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -8,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backend.embedding import CachedEmbedder, OnnxEmbedder, SentenceTransformerEmbedder
+from backend.embedding import BatchingEmbedder, CachedEmbedder, OnnxEmbedder, SentenceTransformerEmbedder
 from backend.settings import EmbeddingSettings
 
 TEXTS = [
@@ -71,3 +74,66 @@ def test_concurrent_callers_get_the_vectors_a_lone_caller_gets(
     for n, (vectors, counted) in enumerate(results):
         assert np.allclose(vectors, expected[n], atol=1e-5), n
         assert counted == tokens[n], n
+
+
+class _Slow:
+    """A stand-in model for the batching plumbing: a vector from each text's length, a pause per call."""
+
+    dimension, max_tokens = 2, 256
+
+    def __init__(self, fail_on: str | None = None, hold: threading.Event | None = None) -> None:
+        self.calls: list[int] = []
+        self.fail_on = fail_on
+        self.hold = hold  # the first call waits for it
+
+    def load(self) -> None:
+        pass
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls.append(len(texts))
+        if self.hold is not None and len(self.calls) == 1:
+            assert self.hold.wait(10)
+        time.sleep(0.05)
+        if self.fail_on is not None and self.fail_on in texts:
+            raise RuntimeError("model failed")
+        return [[float(len(t)), 1.0] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+def test_concurrent_requests_are_encoded_together_and_each_gets_its_own_vectors() -> None:
+    inner = _Slow()
+    batching = BatchingEmbedder(inner, max_texts=64)
+    requests = [["q" * n, "s" * (n + 100)] for n in range(1, 33)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(batching.embed_documents, requests))
+    assert results == [[[float(n), 1.0], [float(n + 100), 1.0]] for n in range(1, 33)]
+    assert len(inner.calls) < len(requests) and max(inner.calls) <= 64 and sum(inner.calls) == 64
+    assert batching.embed_query("alone") == [5.0, 1.0] and inner.calls[-1] == 1  # a lone caller waits for no one
+
+
+def test_a_caller_whose_texts_break_the_model_fails_alone() -> None:
+    release = threading.Event()
+    inner = _Slow(fail_on="poison", hold=release)
+    batching = BatchingEmbedder(inner)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        first = pool.submit(batching.embed_documents, ["first"])
+        futures = [pool.submit(batching.embed_documents, [text]) for text in ["poison", "a", "bb"]]
+        while len(inner.calls) < 1 or len(batching._queue) < 3:  # the three queue behind the first call
+            time.sleep(0.005)
+        release.set()
+    assert first.result() == [[5.0, 1.0]] and inner.calls[1] == 3  # the three went in one call, which failed
+    assert isinstance(futures[0].exception(), RuntimeError)
+    assert [f.result() for f in futures[1:]] == [[[1.0, 1.0]], [[2.0, 1.0]]]
+    assert batching.embed_documents(["dd"]) == [[2.0, 1.0]]
+
+
+def test_the_served_query_side_batches_over_the_real_model(embedder: SentenceTransformerEmbedder) -> None:
+    batching = BatchingEmbedder(embedder)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        vectors = list(pool.map(batching.embed_query, TEXTS))
+    assert np.allclose(vectors, embedder.embed_documents(TEXTS), atol=1e-5)

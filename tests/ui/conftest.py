@@ -8,11 +8,14 @@ as text and the browser must never fetch the image.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from streamlit.testing.v1 import AppTest
 
 from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services, build_services
@@ -20,6 +23,10 @@ from backend.settings import ApiSettings, Settings
 from ingest.pipeline import Ingestor
 from ingest.writer import with_writer
 from tests.conftest import DEMO, ServerThread
+
+APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
+# A character Markdown or HTML would act on, not escaped by a backslash.
+UNESCAPED = re.compile(r"(?<!\\)[<>!\[\]()]")
 
 HOSTILE_ID = "hostile-001"
 HOSTILE_TAG = "<img src=x onerror=\"document.title='pwned'\">"
@@ -91,3 +98,20 @@ def keyed_api(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator
     services = writable_services(tmp_path / "data", embedder, api_keys="reader-key", admin_keys="admin-key")
     with ServerThread(services) as server:
         yield server.url
+
+
+def open_app(monkeypatch: pytest.MonkeyPatch, api_url: str, api_key: str = "", page: str | None = None) -> AppTest:
+    """The app run once against ``api_url`` (on ``page``, a file under ui/, when given), without an exception."""
+    monkeypatch.setenv("BYLINE_API_URL", api_url)
+    monkeypatch.setenv("BYLINE_API_KEY", api_key)
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.run()
+    if page is not None:
+        app.switch_page(page).run()
+    assert not app.exception
+    return app
+
+
+def texts(app: Any, kind: str = "markdown") -> list[str]:
+    """The values of the elements of ``kind`` in the app or in one of its blocks (``app.sidebar``)."""
+    return [str(element.value) for element in getattr(app, kind)]

@@ -13,23 +13,15 @@ from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services
 from backend.settings import ApiSettings
 from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION, ServerThread, free_port
-from tests.ui.conftest import HOSTILE_QUESTION, writable_services
+from tests.ui.conftest import HOSTILE_QUESTION, UNESCAPED, open_app, texts, writable_services
 
-APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
-# A character Markdown or HTML would act on, not escaped by a backslash.
 COOPERATION = "Peshmerga and Iraqi army cooperation"
-UNESCAPED = re.compile(r"(?<!\\)[<>!\[\]()]")
 
 pytestmark = pytest.mark.integration
 
 
 def _app(monkeypatch: pytest.MonkeyPatch, api_url: str, api_key: str = "") -> AppTest:
-    monkeypatch.setenv("BYLINE_API_URL", api_url)
-    monkeypatch.setenv("BYLINE_API_KEY", api_key)
-    app = AppTest.from_file(APP, default_timeout=60)
-    app.run()
-    assert not app.exception
-    return app
+    return open_app(monkeypatch, api_url, api_key)
 
 
 def _ask(app: AppTest, question: str) -> AppTest:
@@ -38,8 +30,7 @@ def _ask(app: AppTest, question: str) -> AppTest:
     return app
 
 
-def _texts(app: AppTest, kind: str = "markdown") -> list[str]:
-    return [str(element.value) for element in getattr(app, kind)]
+_texts = texts
 
 
 def _plain(markdown: str) -> str:

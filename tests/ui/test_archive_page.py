@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from backend.services import Services
 from tests.conftest import DEMO
-from tests.ui.conftest import HOSTILE_ID
-
-APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
-UNESCAPED = re.compile(r"(?<!\\)[<>!\[\]()]")
+from tests.ui.conftest import HOSTILE_ID, UNESCAPED, open_app, texts
 
 pytestmark = pytest.mark.integration
 
 
 def _archive_page(monkeypatch: pytest.MonkeyPatch, api_url: str, api_key: str = "") -> AppTest:
-    monkeypatch.setenv("BYLINE_API_URL", api_url)
-    monkeypatch.setenv("BYLINE_API_KEY", api_key)
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.run()
-    app.switch_page("views/archive.py").run()
-    assert not app.exception
-    return app
+    return open_app(monkeypatch, api_url, api_key, page="views/archive.py")
 
 
-def _texts(app: AppTest, kind: str = "markdown") -> list[str]:
-    return [str(element.value) for element in getattr(app, kind)]
+_texts = texts
 
 
 def test_browsing_lists_filters_and_opens_articles(monkeypatch: pytest.MonkeyPatch, ui_api: str) -> None:

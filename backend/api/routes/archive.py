@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, UploadFile
 
@@ -23,6 +23,7 @@ from backend.core.dates import parse_datetime
 from backend.core.errors import Busy, InvalidRequest, NotFound
 from backend.core.protocols import ArchiveWriter
 from backend.services import Services
+from backend.store.articles import ArticleRecord
 
 router = APIRouter(tags=["archive"])
 # Writes: included with the admin-key check; uploads also with their own body size limit.
@@ -69,11 +70,7 @@ def article(
         raise NotFound(f"no article with id {article_id!r}")
     copies = services.registry.copies([record.id]).get(record.id, [])
     return ArticleOut(
-        id=record.id,
-        title=record.title,
-        url=record.url,
-        source=record.source,
-        published_at=parse_datetime(record.published_at),
+        **_described(record),
         cluster_id=record.cluster_id,
         copies=[CopyOut(id=c.copy_id, url=c.url, source=c.source) for c in copies],
         text=services.store.article_text(record.id),
@@ -92,18 +89,19 @@ def list_articles(
     total, records = services.registry.listing(limit, offset, source or None, (q or "").strip() or None)
     return ArticleList(
         total=total,
-        articles=[
-            ArticleSummaryOut(
-                id=r.id,
-                title=r.title,
-                url=r.url,
-                source=r.source,
-                published_at=parse_datetime(r.published_at),
-                chunks=r.chunks,
-            )
-            for r in records
-        ],
+        articles=[ArticleSummaryOut(**_described(r), chunks=r.chunks) for r in records],
     )
+
+
+def _described(record: ArticleRecord) -> dict[str, Any]:
+    """What every view of a stored article shows of it."""
+    return {
+        "id": record.id,
+        "title": record.title,
+        "url": record.url,
+        "source": record.source,
+        "published_at": parse_datetime(record.published_at),
+    }
 
 
 @write_router.post("/articles", responses=_WRITE_ERRORS)
