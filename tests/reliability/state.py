@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def integrity(data_dir: Path) -> dict[str, str]:
     """``PRAGMA integrity_check`` of every SQLite file under the data directory (Chroma's included)."""
@@ -38,14 +40,15 @@ def read_state(data_dir: Path) -> dict[str, Any]:
         i: [str(m["article_id"]), int(m["position"]), str(m.get("cluster_id", "")), str(d)]  # type: ignore[arg-type]
         for i, m, d in zip(got["ids"], got["metadatas"] or [], got["documents"] or [], strict=True)
     }
-    # The vectors are usable, not only counted: each chunk's own embedding finds its text first.
-    misses = 0
-    stored = collection.get(include=["embeddings", "documents"])
-    for start in range(0, len(stored["ids"]), 500):
-        vectors = stored["embeddings"][start : start + 500]  # type: ignore[index]
-        found = collection.query(query_embeddings=vectors, n_results=1, include=["documents"])
-        for own, first in zip(stored["documents"][start : start + 500], found["documents"] or [], strict=True):  # type: ignore[index]
-            misses += not first or first[0] != own
+    # The vectors are the right ones, not only counted: each chunk's stored vector, projected on a few fixed
+    # random directions (a fingerprint; a different text gives a different one), to compare with a clean
+    # run's. Searching each chunk by its own vector would test Chroma's approximate index instead: after a
+    # run that replaced vectors, its graph can miss one chunk of hundreds while every vector is right.
+    stored = collection.get(include=["embeddings"])
+    vectors = np.asarray(stored["embeddings"], dtype=np.float64).reshape(len(stored["ids"]), -1)
+    directions = np.random.default_rng(0).normal(size=(vectors.shape[1] or 1, 8)) if len(vectors) else None
+    prints = (vectors @ directions).round(5).tolist() if directions is not None else []
+    fingerprints = dict(zip(stored["ids"], prints, strict=True))
     with sqlite3.connect(f"file:{settings.lexical_db}?mode=ro", uri=True) as db:
         lexical = sorted(r[0] for r in db.execute("SELECT chunk_id FROM docs"))
     with sqlite3.connect(f"file:{settings.articles_db}?mode=ro", uri=True) as db:
@@ -57,7 +60,7 @@ def read_state(data_dir: Path) -> dict[str, Any]:
         "articles": {r[0]: [r[1], r[2], int(r[3])] for r in rows},
         "copies": copies,
         "integrity": checks,
-        "self_misses": misses,
+        "fingerprints": fingerprints,
     }
 
 
