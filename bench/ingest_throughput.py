@@ -152,7 +152,10 @@ def tutorial_pair(
     documents = [Document(page_content=a.get("text") or "", metadata={"url": a.get("url") or ""}) for a in articles]
     pieces = splitter.split_documents([d for d in documents if d.page_content.strip()])
     store = Chroma("tutorial", embedding_function=embeddings, persist_directory=str(tmp / "tutorial"))
-    store.add_documents(pieces)
+    # One call per batch the client takes (Chroma refuses larger ones): what a tutorial user ends up writing.
+    limit = store._client.get_max_batch_size()
+    for start in range(0, len(pieces), limit):
+        store.add_documents(pieces[start : start + limit])
     tutorial_s = time.perf_counter() - started
     tutorial_q = _latency_ms(lambda q: store.similarity_search(q, k=10), queries)
     return {

@@ -187,19 +187,31 @@ def restore_command(
 def delete(ids: Annotated[list[str], typer.Argument(help="Article ids or URLs.")]) -> None:
     """Remove articles (by id or URL) and their chunks from the archive."""
     from backend.services import build_lexical, build_registry, build_store
-    from ingest.pipeline import ArticleNotFoundError, WriterBusyError, delete_article
+    from ingest.pipeline import (
+        ArchiveWriteError,
+        ArticleNotFoundError,
+        WriterBusyError,
+        delete_article,
+        storage_errors,
+    )
 
     settings = _local_settings()
-    store, registry, lexical, missing = build_store(settings), build_registry(settings), build_lexical(settings), 0
-    for id_or_url in ids:
-        try:
-            typer.echo(delete_article(settings, store, registry, lexical, id_or_url))
-        except ArticleNotFoundError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            missing += 1
-        except WriterBusyError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from exc
+    missing = 0
+    try:
+        with storage_errors(settings.data_dir):
+            store, registry, lexical = build_store(settings), build_registry(settings), build_lexical(settings)
+            for id_or_url in ids:
+                try:
+                    typer.echo(delete_article(settings, store, registry, lexical, id_or_url))
+                except ArticleNotFoundError as exc:
+                    typer.echo(f"error: {exc}", err=True)
+                    missing += 1
+    except WriterBusyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except ArchiveWriteError as exc:  # a full disk or a read-only data directory, as for ingest
+        typer.echo(f"error: {exc} (data directory: {settings.data_dir})", err=True)
+        raise typer.Exit(1) from exc
     if missing:
         raise typer.Exit(1)
 

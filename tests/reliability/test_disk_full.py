@@ -187,6 +187,13 @@ def test_a_read_only_data_directory_is_refused_clearly_and_left_as_it_was(
     assert failed.returncode == 1, failed.stderr[-2000:]
     assert "error: cannot write the archive: the data directory is read-only" in failed.stderr, failed.stderr[-2000:]
     assert "Traceback" not in failed.stderr
+    # `byline delete` too (it ended in a traceback before).
+    removal = subprocess.run(
+        [*BYLINE, "delete", "demo-001"], env=byline_env(data), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert removal.returncode == 1, removal.stderr[-2000:]
+    assert "error: cannot write the archive: the data directory is read-only" in removal.stderr, removal.stderr[-2000:]
+    assert "Traceback" not in removal.stderr
     subprocess.run(["mount", "-o", "remount,rw", str(tmpfs)], check=True)  # embedded Chroma opens nothing read-only
     after = archive_state(data)
     assert after == before
