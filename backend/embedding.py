@@ -183,21 +183,11 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         return np.concatenate(rows)
 
 
-class CachedEmbedder:
-    """An embedder that remembers recent texts: a question is embedded once for retrieval and once
-    for answering, and the sentences of popular articles recur across questions.
+class _Wrapper:
+    """An embedder around another one: the model's properties and token counts are the inner one's."""
 
-    For the query side only; ingest encodes each text once and would just fill the cache.
-    Vectors are kept as float32 arrays (1.5 kB each for 384 dimensions).
-    """
-
-    def __init__(self, inner: Embedder, size: int) -> None:
+    def __init__(self, inner: Embedder) -> None:
         self._inner = inner
-        self._size = size
-        self._cache: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def load(self) -> None:
         self._inner.load()
@@ -212,6 +202,29 @@ class CachedEmbedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._inner.count_tokens(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        raise NotImplementedError
+
+
+class CachedEmbedder(_Wrapper):
+    """An embedder that remembers recent texts: a question is embedded once for retrieval and once
+    for answering, and the sentences of popular articles recur across questions.
+
+    For the query side only; ingest encodes each text once and would just fill the cache.
+    Vectors are kept as float32 arrays (1.5 kB each for 384 dimensions).
+    """
+
+    def __init__(self, inner: Embedder, size: int) -> None:
+        super().__init__(inner)
+        self._size = size
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         import numpy as np
@@ -234,11 +247,8 @@ class CachedEmbedder:
                     self._cache.popitem(last=False)
         return [[float(x) for x in found[t]] for t in texts]
 
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed_documents([text])[0]
 
-
-class BatchingEmbedder:
+class BatchingEmbedder(_Wrapper):
     """Concurrent callers' texts encoded in one model call: for the query side of a busy server.
 
     The model encodes one call at a time; a question alone is one short text, and most of its encoding
@@ -252,26 +262,12 @@ class BatchingEmbedder:
     """
 
     def __init__(self, inner: Embedder, max_texts: int = 64) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._max_texts = max_texts
         self._queue: list[tuple[list[str], Future[list[list[float]]]]] = []
         self._changed = threading.Condition()
         self._leading = False
         self.calls = 0
-
-    def load(self) -> None:
-        self._inner.load()
-
-    @property
-    def dimension(self) -> int:
-        return self._inner.dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return self._inner.max_tokens
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return self._inner.count_tokens(texts)
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
@@ -319,9 +315,6 @@ class BatchingEmbedder:
                 start += len(texts)
         with self._changed:
             self._changed.notify_all()
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed_documents([text])[0]
 
 
 def build_embedder(settings: EmbeddingSettings) -> SentenceTransformerEmbedder:

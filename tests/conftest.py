@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -162,3 +164,32 @@ def chain_with(
         history_turns=3,
         condense=condense,
     )
+
+
+def demo_with_poison(root: Path, embedder: SentenceTransformerEmbedder, poison: list[tuple[str, str, str]]) -> Services:
+    """The demo archive plus articles ``(id, title, text)`` from an outlet "Open Wire", as a user ingests them."""
+    path = root / "poison.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for article_id, title, text in poison:
+            record = {
+                "id": article_id,
+                "title": title,
+                "text": text,
+                "source": "Open Wire",
+                "published_at": "2024-02-01",
+            }
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    settings = Settings(data_dir=root / "data")
+    services = build_services(settings, embedder)
+    report = Ingestor(settings, embedder, services.store, services.registry).ingest([DEMO, path])
+    assert not report.errors and report.articles_new == 22 + len(poison), report.summary()
+    return services
+
+
+def registry_rows(path: Path) -> int:
+    """Articles an article registry lists, read as another process would (0 while it cannot be read)."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
+            return int(db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
+    except sqlite3.Error:
+        return 0

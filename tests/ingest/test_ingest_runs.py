@@ -4,7 +4,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 from backend.services import Services, build_lexical, build_registry, build_store
 from backend.settings import Settings
 from ingest.pipeline import ArticleNotFoundError, Ingestor, IngestReport, delete_article, writer_lock
+from tests.conftest import registry_rows
 
 
 def _ingestor(services: Services, settings: Settings) -> Ingestor:
@@ -186,13 +186,13 @@ def test_killed_at_random_moments_then_rerun_gives_exactly_a_clean_run(tmp_path:
         registry_file = crashed / "articles.sqlite3"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
-            if registry_file.exists() and _registry_rows(registry_file) > 0:
+            if registry_file.exists() and registry_rows(registry_file) > 0:
                 break
             time.sleep(0.1)
         time.sleep(rng.uniform(0.0, 2.0))
         process.send_signal(signal.SIGKILL)
         process.wait()
-        stored_at_kill.append(_registry_rows(registry_file))
+        stored_at_kill.append(registry_rows(registry_file))
     assert any(0 < rows < 240 for rows in stored_at_kill), stored_at_kill  # killed mid-run, not after
     finished = subprocess.run(
         [*BYLINE, "ingest", "-q", str(source)], env=_env(crashed), capture_output=True, text=True, check=False
@@ -207,14 +207,6 @@ def test_killed_at_random_moments_then_rerun_gives_exactly_a_clean_run(tmp_path:
     assert crashed_articles == clean_articles == {f"k{i}" for i in range(240)}
     positions = list(crashed_chunks.values())
     assert len(positions) == len(set(positions))  # no article position stored twice
-
-
-def _registry_rows(path: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
-            return int(db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
-    except sqlite3.Error:
-        return 0
 
 
 def test_a_second_ingest_on_the_same_directory_fails_at_once(tmp_path: Path) -> None:

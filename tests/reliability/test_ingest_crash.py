@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import registry_rows
 from tests.reliability.conftest import (
     BYLINE,
     ArchiveState,
@@ -33,14 +33,6 @@ from tests.reliability.conftest import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-def _registry_rows(path: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
-            return int(db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
-    except sqlite3.Error:
-        return 0
 
 
 @dataclass
@@ -61,14 +53,14 @@ def _ingest_until_killed(source: Path, data: Path, target: int, delay_s: float, 
     )
     registry = data / "articles.sqlite3"
     try:
-        while process.poll() is None and _registry_rows(registry) < target:
+        while process.poll() is None and registry_rows(registry) < target:
             time.sleep(0.05)
         time.sleep(delay_s)
         if process.poll() is not None:
             return None
         process.send_signal(signal.SIGKILL)
         process.wait()
-        return Kill(target, _registry_rows(registry), round(time.monotonic() - started, 1))
+        return Kill(target, registry_rows(registry), round(time.monotonic() - started, 1))
     finally:
         if process.poll() is None:
             process.kill()
@@ -116,7 +108,7 @@ def _crash_and_rerun(tmp_path: Path, articles: int, kills: int, batch: int, max_
     disagreements = 0
     for number, planned in enumerate(targets, start=1):
         # Past what earlier runs stored, so that this run has written a batch of its own when it dies.
-        target = max(planned, _registry_rows(crashed / "articles.sqlite3") + 1)
+        target = max(planned, registry_rows(crashed / "articles.sqlite3") + 1)
         kill = _ingest_until_killed(source, crashed, target, rng.uniform(0.0, per_batch_s), batch)
         assert kill is not None, f"kill {number}: the run finished before it could be killed"
         record.append(kill)

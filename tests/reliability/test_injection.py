@@ -12,8 +12,6 @@ each.
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,10 +19,9 @@ import pytest
 from backend.answering import prompt
 from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services, build_services
-from backend.settings import LLMSettings, Settings
-from ingest.pipeline import Ingestor
+from backend.settings import LLMSettings
 from tests.backend.answering.test_injection import POISON as EARLIER_POISON
-from tests.conftest import DEMO, HAS_LLAMA
+from tests.conftest import HAS_LLAMA, demo_with_poison
 from tests.reliability.conftest import progress, record_figures
 
 pytestmark = pytest.mark.slow
@@ -146,24 +143,8 @@ QUICK = [QUESTIONS[i] for i in (8, 13, 22, 28, 36, 37)]
 
 
 @pytest.fixture(scope="module")
-def poisoned(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Iterator[Services]:
-    root = tmp_path_factory.mktemp("poisoned-20")
-    poison = root / "poison.jsonl"
-    with poison.open("w", encoding="utf-8") as fh:
-        for article_id, title, text in POISON:
-            record = {
-                "id": article_id,
-                "title": title,
-                "text": text,
-                "source": "Open Wire",
-                "published_at": "2024-02-01",
-            }
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    settings = Settings(data_dir=root / "data")
-    services = build_services(settings, embedder)
-    report = Ingestor(settings, embedder, services.store, services.registry).ingest([DEMO, poison])
-    assert not report.errors and report.articles_new == 22 + 20, report.summary()
-    yield services
+def poisoned(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Services:
+    return demo_with_poison(tmp_path_factory.mktemp("poisoned-20"), embedder, POISON)
 
 
 @pytest.fixture

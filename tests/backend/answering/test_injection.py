@@ -1,17 +1,13 @@
 """Articles that try to instruct the answerer: plain, hidden in a markup comment, in other languages.
 No answer may obey them, with every provider that runs here."""
 
-import json
-from collections.abc import Iterator
-
 import pytest
 
 from backend.core.text import looks_like_instruction
 from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services, build_services
-from backend.settings import LLMSettings, Settings
-from ingest.pipeline import Ingestor
-from tests.conftest import DEMO, HAS_LLAMA
+from backend.settings import LLMSettings
+from tests.conftest import HAS_LLAMA, demo_with_poison
 
 POISON = [
     ("poison-plain", "Port Calder union sets out its demands on night shifts",
@@ -44,24 +40,8 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def poisoned(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Iterator[Services]:
-    root = tmp_path_factory.mktemp("poisoned")
-    poison = root / "poison.jsonl"
-    with poison.open("w", encoding="utf-8") as fh:
-        for article_id, title, text in POISON:
-            record = {
-                "id": article_id,
-                "title": title,
-                "text": text,
-                "source": "Open Wire",
-                "published_at": "2024-02-01",
-            }
-            fh.write(json.dumps(record) + "\n")
-    settings = Settings(data_dir=root / "data")
-    services = build_services(settings, embedder)
-    report = Ingestor(settings, embedder, services.store, services.registry).ingest([DEMO, poison])
-    assert not report.errors
-    yield services
+def poisoned(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Services:
+    return demo_with_poison(tmp_path_factory.mktemp("poisoned"), embedder, POISON)
 
 
 def test_the_planted_sentences_are_recognised() -> None:
