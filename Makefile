@@ -67,7 +67,8 @@ soak: $(VENV)/.installed-test
 
 # Benchmarks print a table and write JSON (and a plot) under reports/bench/; they read ../shared/data.
 # The scale benchmark starts from the evaluation slice (built here if absent) and keeps its archives
-# in data/bench/. About 75 minutes on 2 cores, most of it the 200k-chunk archive.
+# in data/bench/. About 90 minutes on 2 cores, most of it the 5,000-article ingest (and, the first time,
+# building the 200k-chunk archive).
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.embedding_speed
 	$(BIN)/python -m bench.ingest_throughput --articles 1000 5000 --encode-share 0.3
