@@ -1,4 +1,5 @@
 import sqlite3
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -86,9 +87,28 @@ def test_a_snapshot_ignores_docs_written_after_it_and_doc_numbers_are_never_reus
     index.add([_chunk("b:0", "ferry fares rise")])  # a replacement: a new doc number for b:0
     index.add([_chunk("c:0", "ferry crews")])
     # Postings read for the old snapshot skip docs it does not know instead of mislabelling them.
-    postings = index._postings(snapshot, "ferry")
-    assert postings is not None and sorted(snapshot.ids[r] for r in postings[0]) == ["a:0"]
+    ((rows, _),) = index._postings(snapshot, ["ferry"])
+    assert sorted(snapshot.ids[r] for r in rows) == ["a:0"]
     with sqlite3.connect(tmp_path / "lexical.sqlite3") as db:
         numbers = [r[0] for r in db.execute("SELECT doc FROM docs ORDER BY doc")]
     assert numbers == [1, 3, 4]
     assert {cid for cid, _ in index.search(SearchQuery("ferry"), 10)} == {"a:0", "b:0", "c:0"}
+
+
+def test_a_question_reads_its_new_terms_through_one_connection(tmp_path: Path) -> None:
+    index = LexicalIndex(tmp_path / "lexical.sqlite3")
+    index.add([_chunk("a:0", "ferry timetable harbour"), _chunk("b:0", "ferry fares")])
+    index.warm()
+    opened = []
+    connect = index._connect
+
+    def counting() -> AbstractContextManager[sqlite3.Connection]:
+        opened.append(1)
+        return connect()
+
+    index._connect = counting  # type: ignore[method-assign]
+    first = index.search(SearchQuery("ferry timetable harbour fares"), 10)
+    assert len(opened) == 2  # the version check, then the four terms' postings
+    assert index.search(SearchQuery("ferry timetable harbour fares"), 10) == first
+    assert len(opened) == 3  # postings from memory: only the version check
+    assert [cid for cid, _ in first] == ["a:0", "b:0"]
