@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from eval.questions import Question, QuestionSetError, load_questions
+from eval.questions import FRESH_DAYS, Question, QuestionSetError, load_questions
 
 app = typer.Typer(
     help="Measure retrieval and answers on a question set (see README: question-set format).", no_args_is_help=True
@@ -71,6 +71,12 @@ def retrieval(
     rewrite: Annotated[
         bool, typer.Option(help="Rewrite follow-ups with their history (--no-rewrite measures without).")
     ] = True,
+    fresh_days: Annotated[
+        int,
+        typer.Option(
+            min=1, help="A question is 'fresh' when an article this many days or less before as_of holds its answer."
+        ),
+    ] = FRESH_DAYS,
 ) -> None:
     """Hit@k, recall, MRR, nDCG (passage and article level) and latency, retrievers side by side."""
     from backend.services import build_services, retrieval_settings
@@ -97,8 +103,10 @@ def retrieval(
         _progress("retrieval"),
         report=lambda line: typer.echo(line, err=True),
         rewrite=rewrite,
+        fresh_days=fresh_days,
     )
-    report = write_retrieval(rows, {**_context(services, questions), "k": k, "follow-ups rewritten": rewrite}, out)
+    context = {**_context(services, questions), "k": k, "follow-ups rewritten": rewrite, "fresh_days": fresh_days}
+    report = write_retrieval(rows, context, out)
     typer.echo((out / "report.md").read_text(encoding="utf-8"))
     typer.echo(
         f"report: {out}/report.md, report.json, report.png, per_question.jsonl ({report['questions']} questions)"

@@ -16,6 +16,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+# The evaluation reports judged questions apart by where the answer sits: "fresh" when an article
+# published in these days before as_of holds it (see eval.runner.question_kind).
+FRESH_DAYS = 14
+
 
 class QuestionSetError(ValueError):
     """A question set line that cannot be used; the message names the file and line."""

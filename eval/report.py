@@ -11,8 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from eval.metrics import bootstrap_ci, paired_comparison, percentile
+from eval.questions import FRESH_DAYS
 from eval.runner import CURVE_K, AnswerRow, RetrievalRow
 
+# Shown per question kind (eval.runner.question_kind): where the answer sits in the archive.
+KIND_METRICS = ("article hit@5", "article mrr@10", "passage hit@5")
+KIND_ORDER = ("fresh", "background", "undated")
 HEADLINE = ("passage hit@5", "passage mrr@10", "passage ndcg@10", "article hit@5", "article mrr@10", "article ndcg@10")
 
 
@@ -36,6 +40,21 @@ def retrieval_report(rows: Sequence[RetrievalRow], context: dict[str, Any]) -> d
             "hit_curve": [bootstrap_ci([r.curve[i] for r in judged]).as_dict() for i in range(CURVE_K)],
             "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "n": len(latencies)},
         }
+    kinds = [k for k in KIND_ORDER if any(r.kind == k for r in rows)]
+    by_kind = {
+        kind: {
+            "questions": sum(1 for r in by_name[names[0]] if r.metrics and r.kind == kind),
+            "retrievers": {
+                name: {
+                    m: bootstrap_ci([r.metrics[m] for r in by_name[name] if r.metrics and r.kind == kind]).as_dict()
+                    for m in KIND_METRICS
+                    if m in metric_names
+                }
+                for name in names
+            },
+        }
+        for kind in kinds
+    }
     comparisons = []
     for a, b in itertools.combinations(names, 2):
         rows_a = {r.question.id: r for r in by_name[a] if r.metrics}
@@ -52,11 +71,13 @@ def retrieval_report(rows: Sequence[RetrievalRow], context: dict[str, Any]) -> d
             )  # fmt: skip
     return {
         "kind": "retrieval",
+        "fresh_days": FRESH_DAYS,
         **context,
         "questions": len(by_name[names[0]]),
         "judged_questions": len(judged_ids),
         "no_relevant_in_archive": len(by_name[names[0]]) - len(judged_ids),
         "retrievers": retrievers,
+        "by_kind": by_kind,
         "comparisons": comparisons,
     }
 
@@ -110,6 +131,24 @@ def retrieval_markdown(report: dict[str, Any]) -> str:
             cells = [_fmt(report["retrievers"][n]["metrics"][metric]) for n in names]
             lines.append(f"| {metric.split(' ', 1)[1]} | " + " | ".join(cells) + " |")
         lines.append("")
+    if report.get("by_kind"):
+        lines += [
+            "## By question kind",
+            "",
+            f"fresh: an article published in the {report['fresh_days']} days before as_of holds the answer (the"
+            " news asked about, most likely). background: only older articles hold it, often in passing"
+            " (relevance is judged by the answer string), so these numbers measure luck as much as retrieval."
+            " undated: no as_of.",
+            "",
+            "| kind | n | metric | " + " | ".join(names) + " |",
+            "|---" * (len(names) + 3) + "|",
+        ]
+        for kind, entry in report["by_kind"].items():
+            for metric in KIND_METRICS:
+                if metric in entry["retrievers"][names[0]]:
+                    cells = [_fmt(entry["retrievers"][n][metric]) for n in names]
+                    lines.append(f"| {kind} | {entry['questions']} | {metric} | " + " | ".join(cells) + " |")
+        lines.append("")
     lines += ["## Latency per query (ms)", "", "| retriever | p50 | p95 |", "|---|---|---|"]
     for n in names:
         latency = report["retrievers"][n]["latency_ms"]
@@ -141,7 +180,12 @@ def _plot_retrieval(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(report["retrievers"])
-    fig, (bars, curve) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3, 2]})
+    kinds = list(report.get("by_kind", {}))
+    panels = 3 if kinds else 2
+    fig, axes = plt.subplots(
+        1, panels, figsize=(13 + 4 * (panels - 2), 4.8), gridspec_kw={"width_ratios": [3, 2, 2][:panels]}
+    )
+    bars, curve = axes[0], axes[1]
     width = 0.8 / len(names)
     for i, name in enumerate(names):
         metrics = report["retrievers"][name]["metrics"]
@@ -166,9 +210,29 @@ def _plot_retrieval(report: dict[str, Any], path: Path) -> None:
     curve.set_ylim(0, 1)
     curve.set_title("hit@k, k = 1..10")
     curve.legend()
+    if kinds:
+        _plot_kinds(report, names, kinds, axes[2], width)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _plot_kinds(report: dict[str, Any], names: list[str], kinds: list[str], ax: Any, width: float) -> None:
+    metric = "article hit@5"
+    for i, name in enumerate(names):
+        estimates = [report["by_kind"][k]["retrievers"][name].get(metric) for k in kinds]
+        values = [e["mean"] if e and e["n"] else 0.0 for e in estimates]
+        errors = [
+            [e["mean"] - e["low"] if e and e["n"] else 0.0 for e in estimates],
+            [e["high"] - e["mean"] if e and e["n"] else 0.0 for e in estimates],
+        ]
+        ax.bar([x + i * width for x in range(len(kinds))], values, width, yerr=errors, capsize=3, label=name)
+    ax.set_xticks(
+        [x + width * (len(names) - 1) / 2 for x in range(len(kinds))],
+        [f"{k}\n(n={report['by_kind'][k]['questions']})" for k in kinds],
+    )
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{metric} by question kind")
 
 
 def _plot_answers(report: dict[str, Any], path: Path) -> None:

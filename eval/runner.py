@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from backend.answering.sessions import new_session_id
@@ -23,10 +24,26 @@ from eval.metrics import (
     ndcg_at,
     recall_at,
 )
-from eval.questions import Question
+from eval.questions import FRESH_DAYS, Question
 
 CURVE_K = 10
 Progress = Callable[[Iterable[Question]], Iterable[Question]]
+
+
+def question_kind(as_of: date | None, published: Iterable[datetime | None], fresh_days: int = FRESH_DAYS) -> str:
+    """Where a judged question's answer sits in the archive, relative to when it is asked.
+
+    "fresh": an article published in the ``fresh_days`` before ``as_of`` holds it: most likely the news
+    the question is about. "background": only older articles do. Relevance is judged by the answer
+    string, so an old article that names "Libya" in passing is relevant to a question about this
+    week's floods there: such questions measure luck as much as retrieval, and the report keeps them
+    apart. "undated": no ``as_of``, or no dated article holds the answer.
+    """
+    dated = [p for p in published if p is not None]
+    if as_of is None or not dated:
+        return "undated"
+    freshest = max(p.date() for p in dated)
+    return "fresh" if (as_of - freshest).days <= fresh_days else "background"
 
 
 def _contains_any(text: str, needles: Sequence[str]) -> bool:
@@ -39,6 +56,7 @@ class Judge:
 
     def __init__(self, services: Services) -> None:
         self.chunks: list[Chunk] = list(services.store.iter_chunks())
+        self.by_id: dict[str, Chunk] = {c.id: c for c in self.chunks}
         self.url_to_article: dict[str, str] = {c.url: c.article_id for c in self.chunks if c.url}
         copies = services.registry.copies(sorted({c.article_id for c in self.chunks}))
         for article_id, found in copies.items():
@@ -81,6 +99,7 @@ class RetrievalRow:
     retrieved: list[dict[str, Any]]
     metrics: dict[str, float] = field(default_factory=dict)  # empty when nothing in the archive is relevant
     curve: list[float] = field(default_factory=list)
+    kind: str | None = None  # question_kind() of a judged question
 
 
 def _ranking_metrics(ranking: list[Ranked], total: int, k: int, prefix: str) -> dict[str, float]:
@@ -125,6 +144,7 @@ def evaluate_retrieval(
     progress: Progress,
     report: Callable[[str], None] = lambda line: None,
     rewrite: bool = True,
+    fresh_days: int = FRESH_DAYS,
 ) -> list[RetrievalRow]:
     """``rewrite=False`` retrieves follow-ups as asked, to measure what the rewriter adds."""
     judge = Judge(services)
@@ -135,6 +155,7 @@ def evaluate_retrieval(
     for question in progress(questions):
         query = _query_for(services, question, rewrite)
         relevant_chunks, relevant_articles = judge.relevant(question)
+        kind = question_kind(question.as_of, (judge.by_id[c].published_at for c in relevant_chunks), fresh_days)
         # Read once for all retrievers; its time counts in each one's latency, as it does in /search.
         started = time.perf_counter()
         search = services.reader.query(query, k=k, as_of=question.as_of)
@@ -168,6 +189,7 @@ def evaluate_retrieval(
                     **_ranking_metrics(articles, len(relevant_articles), k, "article "),
                 }
                 row.curve = [hit_at(passages, i) for i in range(1, CURVE_K + 1)]
+                row.kind = kind
                 for hit, rel in zip(row.retrieved, judged, strict=True):
                     hit["relevant"] = rel
             rows.append(row)

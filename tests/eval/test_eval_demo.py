@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from backend.services import Services
 from eval.questions import Question, load_questions
 from eval.report import write_answers, write_retrieval
-from eval.runner import evaluate_answers, evaluate_retrieval
+from eval.runner import evaluate_answers, evaluate_retrieval, question_kind
 from tests.conftest import ROOT
 
 QUESTIONS = ROOT / "demo" / "questions.jsonl"
@@ -49,6 +50,38 @@ def test_retrieval_report_files(retrieval_report: tuple[dict, Path]) -> None:  #
     for metric, estimate in report["retrievers"]["bm25"]["metrics"].items():
         assert estimate["low"] <= estimate["mean"] <= estimate["high"], metric
     assert len(report["retrievers"]["dense"]["hit_curve"]) == 10
+
+
+def test_judged_questions_are_reported_by_kind(retrieval_report: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
+    report, out = retrieval_report
+    kinds = report["by_kind"]
+    # rate-january (as of 1 February) is answered by demo-007, published on 25 January; the rest have no as_of.
+    assert kinds["fresh"]["questions"] == 1 and kinds["undated"]["questions"] == 23
+    assert "background" not in kinds
+    assert sum(k["questions"] for k in kinds.values()) == report["judged_questions"]
+    assert kinds["fresh"]["retrievers"]["default"]["article hit@5"]["n"] == 1
+    markdown = (out / "report.md").read_text()
+    assert "## By question kind" in markdown and "| fresh | 1 | article hit@5 |" in markdown
+
+
+def _day(iso: str) -> datetime:
+    return datetime.fromisoformat(iso).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("as_of", "published", "kind"),
+    [
+        (date(2023, 9, 14), ["2023-09-11"], "fresh"),
+        (date(2023, 9, 14), ["2023-08-31T00:00:00"], "fresh"),  # 14 calendar days before as_of
+        (date(2023, 9, 14), ["2023-08-30T23:59:00"], "background"),
+        (date(2023, 9, 14), ["2014-07-28", "2023-09-12"], "fresh"),  # the freshest article decides
+        (date(2023, 9, 14), ["2014-07-28", None], "background"),
+        (None, ["2023-09-12"], "undated"),
+        (date(2023, 9, 14), [None], "undated"),
+    ],
+)
+def test_question_kind(as_of: date | None, published: list[str | None], kind: str) -> None:
+    assert question_kind(as_of, [_day(p) if p else None for p in published], fresh_days=14) == kind
 
 
 def test_as_of_hides_later_articles_from_the_judge(retrieval_report: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
