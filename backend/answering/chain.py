@@ -198,10 +198,10 @@ class AnswerChain:
             "k": k or self._k,
         }
 
-    def _record(self, session_id: str, question: str, out: dict[str, Any], keep: bool) -> Answer:
+    def _record(self, session_id: str, question: str, out: dict[str, Any], keep: bool, owner: str) -> Answer:
         turn = Turn(question, out["rewritten"], out["text"], out["citations"])
         if keep:
-            self._sessions.append(session_id, turn)
+            self._sessions.append(session_id, turn, owner)
         return Answer(
             text=turn.answer,
             citations=turn.citations,
@@ -221,13 +221,15 @@ class AnswerChain:
         filters: SearchFilters | None = None,
         k: int | None = None,
         history: Sequence[Turn] | None = None,
+        owner: str = "",
     ) -> Answer:
         """``history``: the conversation so far when the caller keeps it (the OpenAI-compatible
-        route); then nothing is stored and ``session_id`` is not used."""
-        session_id = session_id or new_session_id()
+        route); then nothing is stored and ``session_id`` is not used. ``owner``: the API key's
+        digest; another key's ``session_id`` is NotFound."""
+        session_id = self._session(session_id, history, owner)
         with question_clock():  # every model call of this question shares one timeout
             out = self._runnable.invoke(self._state(question, session_id, as_of, filters, k, history))
-        return self._record(session_id, question, out, keep=history is None)
+        return self._record(session_id, question, out, keep=history is None, owner=owner)
 
     def stream(
         self,
@@ -238,10 +240,11 @@ class AnswerChain:
         filters: SearchFilters | None = None,
         k: int | None = None,
         history: Sequence[Turn] | None = None,
+        owner: str = "",
     ) -> Iterator[StreamEvent]:
         """The answer as it is made: how the question was read, the sources, text pieces, then the
         verified answer (whose text replaces the pieces: unsupported citations are gone from it)."""
-        session_id = session_id or new_session_id()
+        session_id = self._session(session_id, history, owner)
         with question_clock() as started:
             state = self._prepare.invoke(self._state(question, session_id, as_of, filters, k, history))
         yield Started(session_id, state["rewritten"], state["reading"], tuple(state["sources"]))
@@ -256,7 +259,16 @@ class AnswerChain:
                 draft = piece
             else:
                 yield piece
-        yield self._record(session_id, question, self._finish({**state, "draft": draft}), keep=history is None)
+        out = self._finish({**state, "draft": draft})
+        yield self._record(session_id, question, out, keep=history is None, owner=owner)
+
+    def _session(self, session_id: str | None, history: Sequence[Turn] | None, owner: str) -> str:
+        """The conversation's id: a new one, or the caller's own (its history is read next)."""
+        if not session_id:
+            return new_session_id()
+        if history is None:
+            self._sessions.check(session_id, owner)
+        return session_id
 
     def rewrite(self, question: str, session_id: str) -> str:
         """The query a follow-up in this session would be retrieved with."""

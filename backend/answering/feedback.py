@@ -35,9 +35,11 @@ Rating = Literal["up", "down"]
 class FeedbackStore(sqlite.SqliteStore):
     schema = _SCHEMA
 
-    def add(self, sessions: SessionStore, session_id: str, turn: int, rating: Rating, comment: str = "") -> int:
-        """Record feedback on turn ``turn`` (0 = first) of a conversation; NotFound for an unknown turn."""
-        turns = sessions.turns(session_id)
+    def add(
+        self, sessions: SessionStore, session_id: str, turn: int, rating: Rating, comment: str = "", owner: str = ""
+    ) -> int:
+        """Record feedback on turn ``turn`` (0 = first) of the owner's conversation; NotFound for an unknown turn."""
+        turns = sessions.turns(session_id, owner)
         if not 0 <= turn < len(turns):
             raise NotFound(f"conversation {session_id!r} has no turn {turn} (it has {len(turns)})")
         judged = turns[turn]

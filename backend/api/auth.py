@@ -75,6 +75,24 @@ def require_key(
     _caller(request, services, _presented(bearer, header), write=False)
 
 
+def session_owner(
+    services: Annotated[Services, Depends(get_services)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    header: Annotated[str | None, Security(_header)],
+) -> str:
+    """Whose conversations a request sees: its key's digest, or "" where the server has no keys.
+
+    The key itself was checked by ``require_key`` on the router."""
+    settings = services.settings
+    presented = _presented(bearer, header)
+    if not presented or not (settings.api_key_list() or settings.admin_key_list()):
+        return ""
+    return _digest(presented[0])
+
+
+Owner = Annotated[str, Depends(session_owner)]
+
+
 def require_admin(
     request: Request,
     services: Annotated[Services, Depends(get_services)],

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from backend.answering.chain import Started
+from backend.api.auth import Owner
 from backend.api.deps import get_services
 from backend.api.schemas import AskRequest, AskResponse, ReadingOut, SourceOut, StreamStart
 from backend.core.dates import today_utc
@@ -22,16 +23,22 @@ log = logging.getLogger("byline.api")
 router = APIRouter(tags=["questions"])
 
 
-def _ask_args(body: AskRequest, as_of: date) -> dict[str, Any]:
+def _ask_args(body: AskRequest, as_of: date, owner: str) -> dict[str, Any]:
     filters = body.filters.to_core() if body.filters else None
-    return {"session_id": body.session_id, "as_of": as_of, "filters": filters, "k": body.k}
+    return {"session_id": body.session_id, "as_of": as_of, "filters": filters, "k": body.k, "owner": owner}
 
 
-@router.post("/ask")
-def ask(body: AskRequest, services: Annotated[Services, Depends(get_services)]) -> AskResponse:
-    """An answer with numbered citations; pass the returned ``session_id`` back for follow-ups."""
+_NOT_YOURS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "session_id names a conversation of another API key"}
+}
+
+
+@router.post("/ask", responses=_NOT_YOURS)
+def ask(body: AskRequest, services: Annotated[Services, Depends(get_services)], owner: Owner) -> AskResponse:
+    """An answer with numbered citations; pass the returned ``session_id`` back for follow-ups (with the
+    same API key: another key's conversation is 404)."""
     as_of = body.as_of or today_utc()
-    answer = services.answers.ask(body.question, **_ask_args(body, as_of))
+    answer = services.answers.ask(body.question, **_ask_args(body, as_of, owner))
     return AskResponse.from_core(answer, as_of)
 
 
@@ -39,13 +46,19 @@ def _event(name: str, data: object) -> str:
     return f"event: {name}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
-@router.post("/ask/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
-def ask_stream(body: AskRequest, services: Annotated[Services, Depends(get_services)]) -> StreamingResponse:
+@router.post(
+    "/ask/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **_NOT_YOURS},
+)
+def ask_stream(
+    body: AskRequest, services: Annotated[Services, Depends(get_services)], owner: Owner
+) -> StreamingResponse:
     """Server-sent events: ``start`` (rewritten query, reading, sources), ``token`` (answer text as it
     is written), then ``answer`` (the verified answer, as ``POST /ask`` returns it; its text replaces
     the tokens). A failure after the stream began arrives as an ``error`` event."""
     as_of = body.as_of or today_utc()
-    events = services.answers.stream(body.question, **_ask_args(body, as_of))
+    events = services.answers.stream(body.question, **_ask_args(body, as_of, owner))
     # Reading and retrieval run before the response starts, so their errors are ordinary problem+json.
     first = next(events)
 

@@ -51,3 +51,41 @@ def test_sessions_untouched_for_longer_than_the_configured_age_expire(tmp_path: 
     assert store.expire() == 1
     assert [s.id for s in store.summaries()] == ["fresh"]
     assert store.history("stale", limit=5) == []  # its turns went with it
+
+
+def test_each_owner_sees_and_continues_only_its_own_conversations(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path / "sessions.db")
+    store.append("a1", Turn("alice asks", "alice asks", "x"), owner="alice")
+    store.append("b1", Turn("bob asks", "bob asks", "y"), owner="bob")
+    assert [s.id for s in store.summaries(owner="alice")] == ["a1"]
+    assert store.summaries() == []  # the server without keys has none of them
+    store.check("a1", "alice")
+    store.check("new-id", "bob")  # a new conversation may be started under any id not taken
+    for refused in (
+        lambda: store.check("a1", "bob"),
+        lambda: store.turns("a1", "bob"),
+        lambda: store.delete("a1", "bob"),
+        lambda: store.append("a1", Turn("bob adds", "bob adds", "z"), owner="bob"),
+    ):
+        with pytest.raises(NotFound, match="no conversation"):
+            refused()
+    assert [t.question for t in store.turns("a1", "alice")] == ["alice asks"]
+
+
+def test_a_file_from_before_owners_is_upgraded_and_its_conversations_kept(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE sessions (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+            "CREATE TABLE turns (session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
+            " position INTEGER NOT NULL, question TEXT NOT NULL, rewritten_query TEXT NOT NULL, answer TEXT NOT NULL,"
+            " citations TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (session_id, position));"
+            "INSERT INTO sessions VALUES ('old', '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00');"
+            "INSERT INTO turns VALUES ('old', 0, 'q', 'q', 'a', '[]', '2026-11-01T00:00:00+00:00');"
+        )
+    store = SessionStore(path)
+    assert [(s.id, s.turns) for s in store.summaries()] == [("old", 1)]
+    store.append("old", Turn("q2", "q2", "a2"))
+    assert [t.question for t in store.turns("old")] == ["q", "q2"]
+    with pytest.raises(NotFound):
+        store.turns("old", "some-key")

@@ -285,6 +285,42 @@ def test_with_api_keys_every_route_but_the_probes_needs_one(demo_services: Servi
             assert httpx.request(method, f"{url}{path}", json=body, headers=header, timeout=30).status_code == 200
 
 
+def test_a_conversation_belongs_to_the_key_that_started_it(demo_services: Services) -> None:
+    locked = build_services(
+        demo_services.settings.model_copy(update={"api_keys": SecretStr("first-key, second-key")}),
+        demo_services.embedder,
+    )
+    first, second = {"X-API-Key": "first-key"}, {"Authorization": "Bearer second-key"}
+    with ServerThread(locked) as server:
+
+        def call(method: str, path: str, key: dict[str, str], body: object = None) -> httpx.Response:
+            return httpx.request(method, f"{server.url}{path}", json=body, headers=key, timeout=60)
+
+        mine = call("POST", "/ask", first, {"question": QARATAPA_QUESTION}).json()["session_id"]
+        assert mine in {s["id"] for s in call("GET", "/sessions?limit=200", first).json()["sessions"]}
+        assert mine not in {s["id"] for s in call("GET", "/sessions?limit=200", second).json()["sessions"]}
+        follow_up = {"question": "What did he say about security?", "session_id": mine}
+        for refused in [
+            call("GET", f"/sessions/{mine}", second),
+            call("DELETE", f"/sessions/{mine}", second),
+            call("POST", "/feedback", second, {"session_id": mine, "turn": 0, "rating": "down"}),
+            call("POST", "/ask", second, follow_up),
+            call("POST", "/ask/stream", second, follow_up),
+        ]:
+            assert refused.status_code == 404, refused.request.url
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert "no conversation" in refused.json()["detail"]
+        # The owner's conversation is whole: nothing of the other key's tries was added, and it goes on.
+        assert len(call("GET", f"/sessions/{mine}", first).json()["turns"]) == 1
+        answer = call("POST", "/ask", first, follow_up).json()
+        assert "Mardan Salih" in answer["rewritten_query"] or "Qaratapa" in answer["rewritten_query"]
+        assert len(call("GET", f"/sessions/{mine}", first).json()["turns"]) == 2
+        # A conversation id the client chose is taken by the first key to use it.
+        assert call("POST", "/ask", second, {"question": QARATAPA_QUESTION, "session_id": "desk-7"}).status_code == 200
+        assert call("POST", "/ask", first, {"question": QARATAPA_QUESTION, "session_id": "desk-7"}).status_code == 404
+        assert call("DELETE", f"/sessions/{mine}", first).status_code == 204
+
+
 def test_feedback_on_an_answer_is_stored_and_exported(api_url: str, demo_services: Services) -> None:
     session = _post(api_url, "/ask", {"question": QARATAPA_QUESTION}).json()["session_id"]
     body = {"session_id": session, "turn": 0, "rating": "down", "comment": "Name the Iraqi commander too."}
