@@ -275,6 +275,7 @@ def write_retrieval(rows: Sequence[RetrievalRow], context: dict[str, Any], out: 
             "question": _question_json(r),
             "retriever": r.retriever,
             "query": r.query,
+            "kind": r.kind,
             "latency_ms": r.latency_ms,
             "metrics": r.metrics,
             "retrieved": r.retrieved,
