@@ -80,12 +80,10 @@ def session_owner(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     header: Annotated[str | None, Security(_header)],
 ) -> str:
-    """Whose conversations a request sees: its key's digest, or "" where the server has no keys.
-
-    The key itself was checked by ``require_key`` on the router."""
-    settings = services.settings
+    """Whose conversations a request sees: its key's digest, or "" where reading needs no key (then
+    everyone shares them, whatever key a client sends). ``require_key`` on the router checked the key."""
     presented = _presented(bearer, header)
-    if not presented or not (settings.api_key_list() or settings.admin_key_list()):
+    if not presented or not services.settings.api_key_list():
         return ""
     return _digest(presented[0])
 

@@ -101,7 +101,7 @@ def content_terms(text: str) -> list[str]:
 @functools.lru_cache(maxsize=200_000)
 def _term(word: str) -> str:
     """A word as a term, "" for a stopword. Cached: a news vocabulary repeats, and the reranker reads
-    30 chunks per question (the stemming loop was most of its time)."""
+    its candidates' words on every question (the stemming loop was most of its time)."""
     folded = word.lower()
     return "" if folded in _STOPWORDS else _stem(folded)
 
