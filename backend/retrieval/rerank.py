@@ -42,15 +42,15 @@ class CheapReranker:
         q_set, q_pairs, q_keys = set(q_terms), _bigrams(q_terms), key_tokens(question)
         scores = []
         for chunk in chunks:
-            body = f"{chunk.title}\n{chunk.text}"
-            terms = content_terms(body)
+            title_terms = content_terms(chunk.title)
+            terms = title_terms + content_terms(chunk.text)  # the headline's words count as the body's too
             term_set = set(terms)
-            folded = body.casefold()
+            folded = f"{chunk.title}\n{chunk.text}".casefold()
             features = {
                 "coverage": len(q_set & term_set) / len(q_set) if q_set else 0.0,
                 "entities": sum(k in folded for k in q_keys) / len(q_keys) if q_keys else 0.0,
                 "phrases": len(q_pairs & _bigrams(terms)) / len(q_pairs) if q_pairs else 0.0,
-                "title": len(q_set & set(content_terms(chunk.title))) / len(q_set) if q_set else 0.0,
+                "title": len(q_set & set(title_terms)) / len(q_set) if q_set else 0.0,
             }
             scores.append(sum(_WEIGHTS[name] * value for name, value in features.items()))
         return scores
