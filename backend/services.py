@@ -105,7 +105,7 @@ def build_retriever(
     registry: ArticleRegistry | None = None,
 ) -> Retriever:
     name, options = retrieval_settings(spec, settings.retrieval)
-    dense, bm25 = DenseRetriever(embedder, store), BM25Retriever(lexical, store)
+    dense, bm25 = DenseRetriever(embedder, store), BM25Retriever(lexical, store, options.bm25_min_length)
     match name:
         case "dense":
             return dense

@@ -89,6 +89,12 @@ class RetrievalSettings(BaseModel):
     rerank_depth: int = Field(default=15, ge=1, le=200)
     rerank_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     cross_encoder: str | None = None
+    # Passages shorter than this many words (headline and text) score less, by the square root of their
+    # share of it: a one-word post matches a one-word question perfectly by words and by meaning, and
+    # ninety of them outranked every real article. 0 turns it off. News passages are far longer.
+    min_passage_words: int = Field(default=30, ge=0, le=1000)
+    # BM25 counts a passage as at least this many terms long (0: plain BM25, which rewards a one-word text).
+    bm25_min_length: int = Field(default=20, ge=0, le=1000)
     # One hit per article and per wire story (the others reported as "also in").
     collapse: bool = True
     per_outlet_cap: int = Field(default=0, ge=0)  # 0: no cap
@@ -137,6 +143,13 @@ class ApiSettings(BaseModel):
     # person in the chat never meets it, a runaway script does. Per process (see README).
     rate_per_minute: float = Field(default=600.0, ge=0.0)
     rate_burst: int = Field(default=60, ge=1)
+    # The client address (rate limits, logs) is the connecting one. Behind a reverse proxy, set the
+    # proxy's addresses here (comma-separated, "*" for any) and X-Forwarded-For/-Proto from those
+    # addresses only is believed. Empty by default: a header anyone can send is no address.
+    trusted_proxies: str = ""
+    # /docs, /redoc and /openapi.json need a key like every other route when keys are configured;
+    # true opens them to anyone (the schema names routes and fields, never data).
+    open_docs: bool = False
 
 
 class Settings(BaseSettings):

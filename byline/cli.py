@@ -253,7 +253,17 @@ def serve(
         raise typer.Exit(2)
     if warning := exposure_warning(host, bool(settings.api_key_list())):
         typer.echo(warning, err=True)
-    uvicorn.run("byline.server:create", factory=True, host=host, port=port, root_path=root_path, workers=workers)
+    from byline.server import proxy_options
+
+    uvicorn.run(
+        "byline.server:create",
+        factory=True,
+        host=host,
+        port=port,
+        root_path=root_path,
+        workers=workers,
+        **proxy_options(settings),
+    )
 
 
 @app.command()

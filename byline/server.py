@@ -10,13 +10,13 @@ import ctypes.util
 import logging
 import os
 import sys
-from typing import IO
+from typing import IO, Any
 
 from fastapi import FastAPI
 
 from backend.api.app import create_app
 from backend.services import build_services
-from backend.settings import get_settings
+from backend.settings import Settings, get_settings
 from backend.store.ownership import hold_for_server
 from ingest.writer import with_writer
 
@@ -40,6 +40,15 @@ def limit_malloc_arenas() -> bool:
     except (OSError, AttributeError):
         logging.getLogger("byline").debug("mallopt unavailable; malloc arenas not capped")
         return False
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's reading of forwarded headers, from ``api.trusted_proxies``.
+
+    uvicorn believes X-Forwarded-For from loopback by default, so anyone on this host could pick the
+    address their failed keys are counted against; here only the named proxies are believed."""
+    proxies = settings.api.trusted_proxies.strip()
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None}
 
 
 def create() -> FastAPI:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from backend.core.dates import parse_datetime
+from backend.core.dates import parse_datetime, plausible_published
 from backend.core.text import text_hash
 from backend.core.types import Article
 from ingest.clean import clean_line, clean_text
@@ -53,10 +55,35 @@ def site_name(url: str | None) -> str | None:
     return host.removeprefix("www.") or None
 
 
+_MAX_ID_CHARS = 500
+
+
+def given_id(record_id: Any) -> str | None:
+    """A record's own id, NFC-normalised and trimmed; refused when it cannot name an article safely.
+
+    Control and invisible formatting characters (NUL, U+202E RIGHT-TO-LEFT OVERRIDE, zero-width spaces) are
+    refused rather than dropped: dropping them could turn one id into another article's."""
+    if record_id is None or isinstance(record_id, bool) or not isinstance(record_id, str | int | float):
+        if record_id is None:
+            return None
+        raise RecordError(f"id must be a string or a number, got {type(record_id).__name__}")
+    text = unicodedata.normalize("NFC", str(record_id)).strip()
+    if not text:
+        return None
+    hidden = sorted({ch for ch in text if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")})
+    if hidden:
+        shown = ", ".join(f"U+{ord(ch):04X}" for ch in hidden[:3])
+        raise RecordError(f"the id contains control or invisible characters ({shown})")
+    if len(text) > _MAX_ID_CHARS:
+        raise RecordError(f"the id is longer than {_MAX_ID_CHARS} characters")
+    return text
+
+
 def article_id(record_id: Any, url: str | None, text: str) -> str:
     """Ids are stable across runs: given, else derived from the URL, else from the text."""
-    if record_id not in (None, ""):
-        return str(record_id)
+    given = given_id(record_id)
+    if given is not None:
+        return given
     if url:
         return "u" + text_hash(url.strip())
     return "t" + text_hash(text)
@@ -67,10 +94,23 @@ def article_id(record_id: Any, url: str | None, text: str) -> str:
 _PRE_CUT = 4
 
 
-def article_from_record(record: dict[str, Any], max_chars: int | None = None) -> tuple[Article, list[str]]:
+def article_from_record(
+    record: dict[str, Any], max_chars: int | None = None, now: datetime | None = None
+) -> tuple[Article, list[str]]:
     """Return the article and warnings (kept data that could not be read as intended).
 
-    With ``max_chars``, a longer text is cut to it, with a warning giving its length as found."""
+    With ``max_chars``, a longer text is cut to it, with a warning giving its length as found. A date
+    that cannot be read, or is not plausible as of ``now`` (before 1800, after tomorrow), leaves the
+    article undated with a warning. Whatever the record holds, the only error raised is ``RecordError``."""
+    try:
+        return _article(record, max_chars, now)
+    except RecordError:
+        raise
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # a value no rule above foresaw
+        raise RecordError(f"unreadable record: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+def _article(record: dict[str, Any], max_chars: int | None, now: datetime | None) -> tuple[Article, list[str]]:
     warnings: list[str] = []
     raw_text = _first(record, _TEXT_FIELDS)
     if not isinstance(raw_text, str):
@@ -97,6 +137,13 @@ def article_from_record(record: dict[str, Any], max_chars: int | None = None) ->
         published = None
         metadata["published_at_raw"] = raw_date
         warnings.append(f"{exc}; the article is kept undated")
+    if published is not None and not plausible_published(published, now):
+        metadata["published_at_raw"] = raw_date
+        warnings.append(
+            f"implausible date {published.date().isoformat()} (before 1800 or after tomorrow);"
+            " the article is kept undated"
+        )
+        published = None
     source = _first(record, _SOURCE_FIELDS)
     article = Article(
         id=article_id(record.get("id"), url, text),

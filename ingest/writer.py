@@ -76,9 +76,10 @@ class PipelineWriter:
         outcomes: dict[int, ArticleOutcome] = {}
         articles: list[tuple[Article, LoadError]] = []
         owner: dict[str, int] = {}
+        noted: dict[int, list[str]] = {}  # what was kept otherwise than given (an implausible date, say)
         for index, record in enumerate(records):
             try:
-                article, _ = article_from_record(dict(record))
+                article, noted[index] = article_from_record(dict(record))
             except RecordError as exc:
                 outcomes[index] = ArticleOutcome(index, None, "failed", str(exc))
                 continue
@@ -92,6 +93,7 @@ class PipelineWriter:
             report = self._ingestor.ingest_articles(articles, origin="api")
         for article_id, index in owner.items():
             status, detail = report.outcomes.get(article_id, ("failed", "not stored"))
+            detail = "; ".join([detail, *noted.get(index, [])])
             outcomes[index] = ArticleOutcome(index, article_id, status, detail)  # type: ignore[arg-type]
         return [outcomes[i] for i in range(len(records))]
 

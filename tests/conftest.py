@@ -28,6 +28,7 @@ from backend.core.types import Turn
 from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services, build_services
 from backend.settings import ApiSettings, EmbeddingSettings, Settings
+from byline.server import proxy_options
 from ingest.pipeline import Ingestor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +77,13 @@ class ServerThread:
 
     def __init__(self, services: Services) -> None:
         self.port = free_port()
-        config = uvicorn.Config(create_app(services), host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            create_app(services),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            **proxy_options(services.settings),
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from backend.api.auth import require_admin, require_key
 from backend.api.errors import document_problems, install_error_handlers
 from backend.api.limits import BodyLimit, RateLimiter
-from backend.api.routes import archive, ask, feedback, health, openai_compat, search, sessions
+from backend.api.routes import archive, ask, docs, feedback, health, openai_compat, search, sessions
 from backend.services import Services
 
 
@@ -17,6 +17,10 @@ def create_app(services: Services) -> FastAPI:
         title="Byline",
         summary="Questions over a news archive, answered with citations to the articles.",
         version="0.1.0",
+        # Served by routes/docs.py instead, behind the key check unless api.open_docs says otherwise.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     app.state.limiter = RateLimiter(limits.rate_per_minute, limits.rate_burst) if limits.rate_per_minute else None
@@ -24,6 +28,7 @@ def create_app(services: Services) -> FastAPI:
     document_problems(app)
     app.include_router(health.router)  # /health and /ready stay open for probes
     reader, admin = [Depends(require_key)], [Depends(require_admin)]
+    app.include_router(docs.router, dependencies=[] if limits.open_docs else reader)
     for module in (search, ask, sessions, archive, feedback, openai_compat):
         app.include_router(module.router, dependencies=reader)
     app.include_router(archive.write_router, dependencies=admin)

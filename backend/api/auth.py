@@ -37,29 +37,40 @@ def _limit(request: Request, who: str) -> None:
         raise TooManyRequests(f"too many requests; try again in {wait} s", retry_after_s=wait)
 
 
-def _caller(request: Request, services: Services, presented: list[str], write: bool) -> None:
-    """Every key presented must be valid (a wrong one beside a right one is refused, not ignored)."""
+def check_caller(request: Request, services: Services, write: bool) -> None:
+    """Every key presented must be valid (a wrong one beside a right one is refused, not ignored).
+
+    Failed attempts are counted against the connecting address (forwarded headers only count where
+    ``api.trusted_proxies`` names the proxy), so guessing keys costs from the guesser's own budget."""
     settings = services.settings
-    given = presented[0] if presented else None
+    presented = presented_keys(request)
     keys, admins = settings.api_key_list(), settings.admin_key_list()
     address = f"addr:{request.client.host if request.client else 'unknown'}"
     needed = admins if write and admins else keys + admins if keys else []
     if not needed:  # open: keys mean nothing, so the address is the caller (rotating keys gains nothing)
         _limit(request, address)
         return
-    if not given:
+    if not presented:
         _limit(request, address)
         raise Unauthorized("this server needs an API key: Authorization: Bearer <key> or X-API-Key: <key>")
     if not all(_matches(key, needed) for key in presented):
-        _limit(request, address)  # guessing keys costs from the guesser's own budget
+        _limit(request, address)
         if write and all(_matches(key, keys + admins) for key in presented):
             raise Forbidden("this key may read but not write; writing needs an admin key")
         raise Unauthorized("the API key is not valid")
-    _limit(request, f"key:{_digest(given)}")
+    _limit(request, f"key:{_digest(presented[0])}")
 
 
-def _presented(bearer: HTTPAuthorizationCredentials | None, header: str | None) -> list[str]:
-    return [key for key in (bearer.credentials if bearer else None, header) if key]
+def presented_keys(request: Request) -> list[str]:
+    """Every key the request carries: each X-API-Key header and each bearer token, however many repeat.
+
+    Read from the raw headers, since FastAPI's security helpers see only the first of a repeated header."""
+    keys = [value.strip() for value in request.headers.getlist("x-api-key")]
+    for value in request.headers.getlist("authorization"):
+        scheme, _, credentials = value.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            keys.append(credentials.strip())
+    return [key for key in keys if key]
 
 
 def _digest(key: str) -> str:
@@ -72,17 +83,14 @@ def require_key(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     header: Annotated[str | None, Security(_header)],
 ) -> None:
-    _caller(request, services, _presented(bearer, header), write=False)
+    """The key check of every reading route (the security parameters put the schemes in the schema)."""
+    check_caller(request, services, write=False)
 
 
-def session_owner(
-    services: Annotated[Services, Depends(get_services)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    header: Annotated[str | None, Security(_header)],
-) -> str:
+def session_owner(request: Request, services: Annotated[Services, Depends(get_services)]) -> str:
     """Whose conversations a request sees: its key's digest, or "" where reading needs no key (then
     everyone shares them, whatever key a client sends). ``require_key`` on the router checked the key."""
-    presented = _presented(bearer, header)
+    presented = presented_keys(request)
     if not presented or not services.settings.api_key_list():
         return ""
     return _digest(presented[0])
@@ -97,4 +105,4 @@ def require_admin(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     header: Annotated[str | None, Security(_header)],
 ) -> None:
-    _caller(request, services, _presented(bearer, header), write=True)
+    check_caller(request, services, write=True)

@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend.api.auth import check_caller
+from backend.api.deps import get_services
 from backend.core.errors import BylineError
 
 log = logging.getLogger("byline.api")
@@ -26,6 +28,7 @@ def problem(status: int, title: str, detail: str, headers: dict[str, str] | None
     )
 
 
+OPEN_PATHS = ("/health", "/ready")  # open to probes: no key is asked there
 _TITLES = {413: "Request body too large", 404: "Not found", 405: "Method not allowed"}
 
 
@@ -48,7 +51,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(exc.status, exc.title, str(exc) or exc.title, headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code in (404, 405) and not request.url.path.endswith(OPEN_PATHS):
+            # With keys configured, a path no route serves answers like one that does: 401 without a
+            # valid key, so guessing paths tells a keyless client nothing about which routes exist.
+            try:
+                check_caller(request, get_services(request), write=False)
+            except BylineError as refused:
+                return await _domain(request, refused)
         title = _TITLES.get(exc.status_code, str(exc.detail))
         return problem(exc.status_code, title, str(exc.detail), getattr(exc, "headers", None))
 

@@ -70,7 +70,8 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 if received > limit:
                     # FastAPI lets an HTTPException from reading the body through to the handlers.
-                    raise HTTPException(413, _too_large_detail(limit))
+                    # Connection: close, since the rest of the body is never read off the connection.
+                    raise HTTPException(413, _too_large_detail(limit), headers={"Connection": "close"})
             return message
 
         started = False

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, WithJsonSchema, model_validator
 
 from backend.core.types import (
     Answer,
@@ -30,10 +30,25 @@ class FromCore(BaseModel):
         return cls.model_validate(obj)
 
 
+def _iso_day(value: object) -> object:
+    """Days in a request are ISO strings, strictly: a number is not coerced to a day of 1970."""
+    if isinstance(value, date | None):  # already a day (a test or a Python caller building the model)
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a date must be an ISO string, YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"not an ISO date (YYYY-MM-DD): {value[:40]!r}") from exc
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_day), WithJsonSchema({"type": "string", "format": "date"})]
+
+
 class FiltersIn(Strict):
     sources: list[str] = Field(default_factory=list, max_length=50)
-    published_after: date | None = None
-    published_before: date | None = None
+    published_after: IsoDate | None = None
+    published_before: IsoDate | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> FiltersIn:
@@ -52,7 +67,7 @@ class FiltersIn(Strict):
 class SearchRequest(Strict):
     query: str = Field(min_length=1, max_length=_MAX_QUERY_CHARS)
     k: StrictInt = Field(default=10, ge=1, le=100)
-    as_of: date | None = Field(default=None, description="Day the question is asked; later articles are excluded.")
+    as_of: IsoDate | None = Field(default=None, description="Day the question is asked; later articles are excluded.")
     filters: FiltersIn | None = None
 
 
@@ -106,7 +121,7 @@ class SearchResponse(BaseModel):
 class AskRequest(Strict):
     question: str = Field(min_length=1, max_length=_MAX_QUERY_CHARS)
     session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    as_of: date | None = None
+    as_of: IsoDate | None = None
     filters: FiltersIn | None = None
     k: StrictInt | None = Field(default=None, ge=1, le=50)
 

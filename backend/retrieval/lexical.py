@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from backend.core.types import Hit, SearchQuery
 from backend.store.chroma import ChromaStore
-from backend.store.lexical import LexicalIndex
+from backend.store.lexical import MIN_LENGTH, LexicalIndex
 
 
 class BM25Retriever:
-    def __init__(self, index: LexicalIndex, store: ChromaStore) -> None:
+    def __init__(self, index: LexicalIndex, store: ChromaStore, min_length: int = MIN_LENGTH) -> None:
         self._index = index
         self._store = store
+        self._min_length = min_length
 
     def retrieve(self, query: SearchQuery) -> list[Hit]:
-        ranked = self._index.search(query, query.k)
+        ranked = self._index.search(query, query.k, self._min_length)
         chunks = self._store.get_chunks([chunk_id for chunk_id, _ in ranked])
         return [Hit(chunks[chunk_id], score) for chunk_id, score in ranked if chunk_id in chunks]

@@ -49,6 +49,14 @@ def _recency(chunk: Chunk, as_of: date, half_life_days: float) -> float:
     return math.pow(0.5, age_days / half_life_days)
 
 
+def brevity(chunk: Chunk, min_words: int) -> float:
+    """1 for a passage of ``min_words`` words or more, less for a shorter one (see the setting)."""
+    if min_words <= 0:
+        return 1.0
+    words = len(chunk.title.split()) + len(chunk.text.split())
+    return 1.0 if words >= min_words else math.sqrt(max(words, 1) / min_words)
+
+
 class NewsRetriever:
     def __init__(
         self,
@@ -90,8 +98,8 @@ class NewsRetriever:
         scored: list[Hit] = []
         named_keys = source_keys(named)
         for hit in candidates:
-            score = hit.score / top
             chunk = hit.chunk
+            score = hit.score / top * brevity(chunk, s.min_passage_words)
             if window is not None and _in_window(chunk, window):
                 score += s.time_boost
             elif window is None and s.recency_weight and query.as_of is not None:
@@ -125,6 +133,8 @@ class NewsRetriever:
         depth = self._settings.rerank_depth
         head, tail = hits[:depth], hits[depth:]
         relevance = self._reranker.relevance(question, [h.chunk for h in head])
+        short = self._settings.min_passage_words
+        relevance = [r * brevity(h.chunk, short) for h, r in zip(head, relevance, strict=True)]
         w = self._settings.rerank_weight
         floor = min((h.score for h in head), default=0.0)
         # Reranked hits stay above the tail: the second stage reorders, it does not demote.

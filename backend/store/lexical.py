@@ -55,6 +55,9 @@ _SCHEMA = ";\n".join(_TABLES) + ";"
 _BUMP = "UPDATE meta SET value = value + 1 WHERE key = 'version'"
 
 K1, B = 1.5, 0.75  # the usual BM25 constants
+# Length normalisation counts a passage as at least this many terms by default: below it, BM25 rewards
+# brevity without bound (a one-word post scored above every article naming the word three times).
+MIN_LENGTH = 20
 
 
 def terms_of(chunk: Chunk) -> list[str]:
@@ -121,8 +124,10 @@ class LexicalIndex(sqlite.SqliteStore):
         """Load the per-chunk columns now (a server does it before its first question)."""
         self._snapshot()
 
-    def search(self, query: SearchQuery, k: int) -> list[tuple[str, float]]:
-        """Chunk ids with BM25 scores, best first, among the chunks the query's filters allow."""
+    def search(self, query: SearchQuery, k: int, min_length: int = MIN_LENGTH) -> list[tuple[str, float]]:
+        """Chunk ids with BM25 scores, best first, among the chunks the query's filters allow.
+
+        ``min_length``: the fewest terms a passage counts as in length normalisation (0: plain BM25)."""
         terms = sorted(set(content_terms(query.text)))
         if not terms:
             return []
@@ -132,7 +137,8 @@ class LexicalIndex(sqlite.SqliteStore):
         scores = np.zeros(snapshot.size, dtype=np.float32)
         for rows, tf in self._postings(snapshot, terms):
             idf = np.log(1.0 + (snapshot.size - len(rows) + 0.5) / (len(rows) + 0.5))
-            norm = K1 * (1.0 - B + B * snapshot.length[rows] / snapshot.average)
+            length = np.maximum(snapshot.length[rows], min_length)
+            norm = K1 * (1.0 - B + B * length / max(snapshot.average, min_length))
             scores[rows] += idf * tf * (K1 + 1.0) / (tf + norm)
         allowed = _mask(snapshot, query) & (scores > 0)
         candidates = np.flatnonzero(allowed)

@@ -2,7 +2,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from backend.core.dates import end_of_day, parse_datetime, start_of_day
+from backend.core.dates import end_of_day, parse_datetime, plausible_published, start_of_day
 
 
 @pytest.mark.parametrize(
@@ -30,3 +30,25 @@ def test_day_bounds_include_the_whole_day() -> None:
     day = date(2023, 10, 4)
     assert end_of_day(day) - start_of_day(day) == 86399
     assert start_of_day(day) == int(datetime(2023, 10, 4, tzinfo=UTC).timestamp())
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+01:00", 1e20, -1e20, True, False, "-1", "March 5", [2023]],
+)
+def test_what_no_calendar_holds_is_a_value_error_never_an_overflow(raw: object) -> None:
+    with pytest.raises(ValueError):
+        parse_datetime(raw)
+
+
+def test_plausible_publication_dates_run_from_1800_to_tomorrow() -> None:
+    now = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    assert plausible_published(datetime(1800, 1, 1, tzinfo=UTC), now)
+    assert plausible_published(datetime(2024, 5, 2, 11, tzinfo=UTC), now)
+    assert not plausible_published(datetime(1799, 12, 31, tzinfo=UTC), now)
+    assert not plausible_published(datetime(2024, 5, 2, 13, tzinfo=UTC), now)
+
+
+def test_day_bounds_hold_at_both_ends_of_the_calendar() -> None:
+    assert end_of_day(date.max) - start_of_day(date.max) == 86399
+    assert start_of_day(date.min) < end_of_day(date.min)

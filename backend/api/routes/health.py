@@ -15,7 +15,7 @@ from backend.services import Services
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/health")
+@router.api_route("/health", methods=["GET", "HEAD"])
 def health(services: Annotated[Services, Depends(get_services)]) -> HealthResponse:
     """The process is alive (``chunks`` is null while the store cannot be read: ``/ready`` says why)."""
     try:
@@ -25,8 +25,9 @@ def health(services: Annotated[Services, Depends(get_services)]) -> HealthRespon
     return HealthResponse(status="ok", chunks=chunks)
 
 
-@router.get(
+@router.api_route(
     "/ready",
+    methods=["GET", "HEAD"],
     response_model=ReadyOut,
     responses={503: {"description": "Not ready: the detail says what is missing"}},
 )

@@ -18,15 +18,14 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from backend.api.deps import get_services
-from backend.api.schemas import CitationOut, FiltersIn
+from backend.api.schemas import CitationOut, FiltersIn, IsoDate
 from backend.core.dates import today_utc
 from backend.core.errors import InvalidRequest, NotFound
 from backend.core.types import Answer, Citation, Turn
@@ -49,6 +48,16 @@ class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     # A string, or content parts of which the text ones are read.
     content: str | list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _unicode(self) -> ChatMessage:
+        # pydantic passes a str through a union untouched, lone surrogates ("\ud800") included, and the
+        # tokenizer fails on them later: refused here, as /ask refuses them.
+        try:
+            self.text().encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("the message is not valid Unicode (it holds a lone surrogate)") from exc
+        return self
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -76,7 +85,7 @@ class ChatCompletionRequest(BaseModel):
     frequency_penalty: StrictFloat | StrictInt | None = None
     seed: StrictInt | None = None
     user: str | None = Field(default=None, max_length=200)
-    as_of: date | None = None
+    as_of: IsoDate | None = None
     filters: FiltersIn | None = None
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from backend.core.types import Chunk, DateWindow, Hit, Reading, SearchFilters, SearchQuery
 from backend.retrieval.hybrid import fuse_weighted
-from backend.retrieval.news import NewsRetriever, window_filters
+from backend.retrieval.news import NewsRetriever, brevity, window_filters
 from backend.retrieval.rerank import CheapReranker
 from backend.settings import RetrievalSettings
 from backend.store.chroma import passes
@@ -40,8 +40,10 @@ class Ranked:
 
 def news(chunks: Sequence[Chunk], **options: object) -> tuple[NewsRetriever, Ranked]:
     first = Ranked(chunks)
-    # RRF keeps the fakes' scores close, so the boosts under test decide the order.
-    settings = RetrievalSettings.model_validate({"rerank": False, "fusion": "rrf", "time_mode": "filter", **options})
+    # RRF keeps the fakes' scores close, so the boosts under test decide the order; the fakes' texts are a
+    # few words, so the short-passage penalty is off unless a test is about it.
+    base = {"rerank": False, "fusion": "rrf", "time_mode": "filter", "min_passage_words": 0}
+    settings = RetrievalSettings.model_validate({**base, **options})
     return NewsRetriever(first, Ranked(chunks), settings), first
 
 
@@ -144,7 +146,7 @@ def test_reranking_reorders_the_head_only() -> None:
     chunks = [replace(chunk(f"x{i}", 1), text="nothing relevant") for i in range(3)]
     chunks.append(replace(chunk("hit", 1), text="Mardan Salih in Qaratapa"))
     first = Ranked(chunks)
-    settings = RetrievalSettings(rerank=True, rerank_depth=4, rerank_weight=0.9, fusion="rrf")
+    settings = RetrievalSettings(rerank=True, rerank_depth=4, rerank_weight=0.9, fusion="rrf", min_passage_words=0)
     hits = NewsRetriever(first, Ranked(chunks), settings, reranker=CheapReranker()).retrieve(SearchQuery(question, k=4))
     assert hits[0].chunk.id == "hit"
     shallow = NewsRetriever(first, Ranked(chunks), replace_depth(settings, 2), reranker=CheapReranker())
@@ -169,3 +171,14 @@ def test_a_configured_cross_encoder_loads_by_path_and_scores_each_candidate() ->
     scores = reranker.relevance("Who commands the sector?", [chunk("a", 1), chunk("b", 2), chunk("c", 3)])
     assert len(scores) == 3 and all(0.0 < s < 1.0 for s in scores)
     assert isinstance(build_reranker(RetrievalSettings()), CheapReranker)
+
+
+def test_a_short_passage_scores_less_than_an_article_saying_the_same() -> None:
+    word = "Peshmerga"
+    article = replace(chunk("real", 1), text=" ".join([word, "forces", "held", "the", "line", "near", "Kirkuk"] * 6))
+    junk = [replace(chunk(f"junk{i}", 1), title="", text=word) for i in range(5)]
+    retriever, _ = news([*junk, article], min_passage_words=30)
+    assert retriever.retrieve(SearchQuery(word, k=3))[0].chunk.id == "real"
+    unbounded, _ = news([*junk, article], min_passage_words=0)
+    assert unbounded.retrieve(SearchQuery(word, k=3))[0].chunk.id == "junk0"  # what the bound is for
+    assert brevity(junk[0], 30) == pytest.approx((1 / 30) ** 0.5) and brevity(article, 30) == 1.0
