@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -110,6 +110,28 @@ def verify_citations(draft: Draft, sources: Sequence[Source]) -> tuple[str, tupl
     return text, tuple(citations)
 
 
+def read_own_words(
+    reader: QueryReader, question: str, rewritten: str, history: Sequence[Turn], as_of: date | None
+) -> Reading:
+    """Time and outlets from the user's own words: this question, else the latest earlier question that
+    names them. The rewritten query carries words of earlier answers too ("On Wednesday" from a quoted
+    sentence), which may help retrieval but must never set the window or the outlet."""
+    own = reader.read(question, as_of)
+    if not own.window or not own.sources:
+        for turn in reversed(history):
+            earlier = reader.read(turn.question, as_of)
+            if not own.window and earlier.window:
+                own = replace(own, window=earlier.window)
+            if not own.sources and earlier.sources:
+                own = replace(own, sources=earlier.sources, source_phrase=earlier.source_phrase)
+    if rewritten == question:
+        return own
+    text = rewritten
+    if own.window is not None and own.window.phrase:
+        text = tidy_spacing(text.replace(own.window.phrase, " "))  # the window is applied, not searched for
+    return replace(own, text=text or rewritten)
+
+
 class AnswerChain:
     def __init__(
         self,
@@ -140,7 +162,7 @@ class AnswerChain:
             return self._condense(x["question"], x["history"])
 
         def read(x: dict[str, Any]) -> Reading:
-            return self._reader.read(x["rewritten"], x["as_of"])
+            return read_own_words(self._reader, x["question"], x["rewritten"], x["history"], x["as_of"])
 
         def retrieve(x: dict[str, Any]) -> list[Hit]:
             query = SearchQuery(

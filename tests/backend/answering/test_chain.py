@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from backend.answering.chain import NOT_FOUND, AnswerChain, number_sources, verify_citations
+from backend.answering.chain import NOT_FOUND, AnswerChain, number_sources, read_own_words, verify_citations
 from backend.answering.rewrite import is_followup, rewrite_followup
 from backend.core.types import Chunk, Draft, Hit, Source, Turn
+from backend.retrieval.reading import QueryReader
 from backend.services import Services
 from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION, chain_with
 
@@ -115,3 +116,26 @@ def test_rewrite_names_the_person_and_carries_the_topic(question: str, answer: s
     context = rewritten.split("(context: ", 1)[1]
     assert context.startswith("Who leads it?") and "older" not in context  # no nested contexts
     assert ("dock" in context) is ("dock" in answer)  # the answer's topic words come along
+
+
+def test_time_and_outlets_are_read_from_the_users_words_never_from_carried_answers() -> None:
+    reader = QueryReader(lambda: ["Tigris Ledger", "Northern Dispatch"])
+    as_of = date(2026, 11, 30)
+    earlier = Turn(
+        question="Who commands the Qaratapa-Hamrin sector?",
+        rewritten_query="Who commands the Qaratapa-Hamrin sector?",
+        answer="On Wednesday a delegation visited, according to the Tigris Ledger; Mardan Salih commands it.",
+    )
+    question = "What did he say about security?"
+    rewritten = "What did Mardan Salih say about security? On Wednesday a delegation visited the Tigris Ledger"
+    reading = read_own_words(reader, question, rewritten, [earlier], as_of)
+    assert reading.window is None and reading.sources == ()
+    assert "Mardan Salih" in reading.text  # the carried context still reaches retrieval
+
+    # The user's own earlier question still counts: the window and outlet carry over to the follow-up.
+    asked = Turn("What did the Tigris Ledger report last week?", "same", "An answer from on Monday.")
+    carried = read_own_words(reader, "Who was involved?", "Who was involved in the report?", [asked], as_of)
+    assert carried.window is not None and carried.window.phrase == "last week"
+    assert carried.sources == ("Tigris Ledger",)
+    own = read_own_words(reader, "And in October?", "Tigris Ledger report in October", [asked], as_of)
+    assert own.window is not None and own.window.phrase == "in October" and "October" not in own.text
