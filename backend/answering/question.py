@@ -480,30 +480,31 @@ def _title_case(tokens: list[str]) -> bool:
 
 def _guess_pos(token: str, index: int, title_case: bool) -> str:
     lower = token.lower()
-    pos = "NOUN"
     if not token[0].isalnum():
-        pos = "PART" if lower in ("'s", "’s") else "PUNCT"
-    elif lower in _WH:
-        pos = "PRON"
-    elif lower in _DETERMINERS:
-        pos = "DET"
-    elif lower in _PREPS:
-        pos = "ADP"
-    elif lower in _AUXILIARIES:
-        pos = "AUX"
-    elif lower in _PRONOUNS:
-        pos = "PRON"
-    elif lower in _CONJUNCTIONS:
-        pos = "CCONJ"
-    elif lower[0].isdigit() or lower in _NUMBER_WORDS:
-        pos = "NUM"
-    elif token[0].isupper() and index > 0 and not title_case:
-        pos = "PROPN"
-    elif lower in _ADJECTIVES or "-" in lower or (lower.endswith("est") and len(lower) > 5):
-        pos = "ADJ"
-    elif lower in _VERBS or (lower.endswith("ed") and len(lower) > 4):
-        pos = "VERB"
-    return pos
+        return "PART" if lower in ("'s", "’s") else "PUNCT"
+    closed = next((pos for words, pos in _CLOSED_CLASSES if lower in words), None)
+    if closed is not None:
+        return closed
+    if lower[0].isdigit() or lower in _NUMBER_WORDS:
+        return "NUM"
+    if token[0].isupper() and index > 0 and not title_case:
+        return "PROPN"
+    if lower in _ADJECTIVES or "-" in lower or (lower.endswith("est") and len(lower) > 5):
+        return "ADJ"
+    if lower in _VERBS or (lower.endswith("ed") and len(lower) > 4):
+        return "VERB"
+    return "NOUN"
+
+
+# The closed word classes, checked in this order (a wh-word before a pronoun).
+_CLOSED_CLASSES = (
+    (_WH, "PRON"),
+    (_DETERMINERS, "DET"),
+    (_PREPS, "ADP"),
+    (_AUXILIARIES, "AUX"),
+    (_PRONOUNS, "PRON"),
+    (_CONJUNCTIONS, "CCONJ"),
+)
 
 
 def _lemma(word: str) -> str:
