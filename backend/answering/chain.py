@@ -117,13 +117,14 @@ def read_own_words(
     names them. The rewritten query carries words of earlier answers too ("On Wednesday" from a quoted
     sentence), which may help retrieval but must never set the window or the outlet."""
     own = reader.read(question, as_of)
-    if not own.window or not own.sources:
-        for turn in reversed(history):
-            earlier = reader.read(turn.question, as_of)
-            if not own.window and earlier.window:
-                own = replace(own, window=earlier.window)
-            if not own.sources and earlier.sources:
-                own = replace(own, sources=earlier.sources, source_phrase=earlier.source_phrase)
+    for turn in reversed(history):
+        if own.window and own.sources:
+            break  # each earlier question is read only while something is still missing
+        earlier = reader.read(turn.question, as_of)
+        if not own.window and earlier.window:
+            own = replace(own, window=earlier.window)
+        if not own.sources and earlier.sources:
+            own = replace(own, sources=earlier.sources, source_phrase=earlier.source_phrase)
     if rewritten == question:
         return own
     text = rewritten
