@@ -102,6 +102,11 @@ class RetrievalSettings(BaseModel):
 
 
 class AnswerSettings(BaseModel):
+    # short: a short answer read out of the passages (a name, a date, a number) with the sentence that says
+    # it, its confidence and the outlets that agree; quotes: the best-supported sentences only (before 0.x).
+    mode: Literal["short", "quotes"] = "short"
+    # Below this calibrated confidence the answer says it is not sure and shows the best evidence instead.
+    min_confidence: float = Field(default=0.3, ge=0.0, le=1.0)
     max_sentences: int = Field(default=3, ge=1, le=10)
     max_sources: int = Field(default=5, ge=1, le=20)
     # Below this support score the extractive answerer says the archive does not cover the question.

@@ -19,7 +19,18 @@ from backend.answering.rewrite import rewrite_followup
 from backend.answering.sessions import SessionStore, new_session_id
 from backend.core.protocols import AnswerGenerator, Retriever, StreamingGenerator
 from backend.core.text import split_sentences, tidy_spacing
-from backend.core.types import Answer, Citation, Draft, Hit, Reading, SearchFilters, SearchQuery, Source, Turn
+from backend.core.types import (
+    Answer,
+    Citation,
+    Draft,
+    Hit,
+    Reading,
+    SearchFilters,
+    SearchQuery,
+    ShortAnswer,
+    Source,
+    Turn,
+)
 from backend.retrieval.reading import QueryReader
 
 NOT_FOUND = "The archive has no article that answers this question."
@@ -110,6 +121,17 @@ def verify_citations(draft: Draft, sources: Sequence[Source]) -> tuple[str, tupl
     return text, tuple(citations)
 
 
+def renumber_short(
+    short: ShortAnswer | None, sources: Sequence[Source], citations: Sequence[Citation]
+) -> ShortAnswer | None:
+    """The short answer numbered as the verified answer cites its source; gone with its citation."""
+    if short is None:
+        return None
+    article = next((s.article_id for s in sources if s.n == short.n), None)
+    n = next((c.n for c in citations if c.article_id == article), None)
+    return None if n is None else replace(short, n=n)
+
+
 def read_own_words(
     reader: QueryReader, question: str, rewritten: str, history: Sequence[Turn], as_of: date | None
 ) -> Reading:
@@ -182,6 +204,7 @@ class AnswerChain:
             if not text:
                 text, citations = not_found(x["sources"], self._archive_span() if self._archive_span else None), ()
             retrieved = tuple(s.article_id for s in x["sources"])
+            short = renumber_short(x["draft"].short_answer, x["sources"], citations)
             return {
                 "rewritten": x["rewritten"],
                 "reading": x["reading"],
@@ -189,6 +212,7 @@ class AnswerChain:
                 "citations": citations,
                 "retrieved": retrieved,
                 "degraded": x["draft"].degraded,
+                "short_answer": short,
             }
 
         self._finish = finish
@@ -233,6 +257,7 @@ class AnswerChain:
             retrieved=out["retrieved"],
             reading=out["reading"],
             degraded=out["degraded"],
+            short_answer=out["short_answer"],
         )
 
     def ask(

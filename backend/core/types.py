@@ -114,6 +114,20 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class ShortAnswer:
+    """The few words that answer the question, and how far to trust them.
+
+    ``n`` is the source that says it; ``outlets`` are the distinct outlets whose passages support it;
+    ``confidence`` is calibrated on the dev set: of answers given with confidence 0.6, about 60% were right.
+    """
+
+    text: str
+    n: int
+    confidence: float
+    outlets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Draft:
     """What an answer generator returns: text with ``[n]`` markers referring to ``Source.n``."""
 
@@ -122,6 +136,7 @@ class Draft:
     snippets: Mapping[int, str] = field(default_factory=dict)
     # Why the configured language model did not write this answer (down, too slow), if it did not.
     degraded: str | None = None
+    short_answer: ShortAnswer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +149,7 @@ class Answer:
     retrieved: tuple[str, ...] = ()
     reading: Reading = Reading()
     degraded: str | None = None
+    short_answer: ShortAnswer | None = None  # its ``n`` numbers a citation of this answer
 
 
 @dataclass(frozen=True, slots=True)
