@@ -125,6 +125,44 @@ def also_in_line(item: Mapping[str, Any]) -> str | None:
     return "Also in: " + ", ".join(escape_markdown(o) for o in outlets) if outlets else None
 
 
+def percent(fraction: float) -> str:
+    """``0.8`` as ``80%``."""
+    return f"{min(max(fraction, 0.0), 1.0):.0%}"
+
+
+def short_answer_heading(short: Mapping[str, Any], anchors: Mapping[int, str]) -> str:
+    """``Nordstrom [2]`` as escaped Markdown, the marker linked to its card.
+
+    The marker is added after escaping the words: a ``[3]`` inside the words is archive text, not a link.
+    """
+    marker = link_markers(escape_markdown(f"[{short.get('n')}]"), anchors) if short.get("n") is not None else ""
+    return f"{escape_markdown(str(short.get('text') or ''))} {marker}".strip()
+
+
+def short_answer_outlets(short: Mapping[str, Any]) -> list[str]:
+    return list(dict.fromkeys(o for o in short.get("outlets") or [] if o))
+
+
+def _facts(short: Mapping[str, Any]) -> list[str]:
+    parts = [f"{percent(float(short.get('confidence') or 0.0))} confidence"]
+    agreeing = len(short_answer_outlets(short))
+    if agreeing:
+        parts.append(f"{count(agreeing, 'outlet')} {'agrees' if agreeing == 1 else 'agree'}")
+    return parts
+
+
+def short_answer_facts(short: Mapping[str, Any]) -> str:
+    """``80% confidence · 2 outlets agree`` (``1 outlet agrees``; nothing about outlets when none are named)."""
+    return escape_markdown(" · ".join(_facts(short)))
+
+
+def not_sure_note(short: Mapping[str, Any], anchors: Mapping[int, str]) -> str:
+    """Below the server's threshold the short answer is a guess: said so, in a note, never as the answer."""
+    guess = short_answer_heading(short, anchors)
+    facts = escape_markdown(f", at {', '.join(_facts(short))}. Check the sources before relying on it.")
+    return f"**Not sure.** {escape_markdown('The best guess from the archive is')} {guess}{facts}"
+
+
 def reading_line(reply: Mapping[str, Any]) -> str:
     """How the question was read: the rewritten query, the date window and outlets, the as-of day."""
     parts = [f"Searched for: *{escape_markdown(reply.get('rewritten_query') or '')}*"]

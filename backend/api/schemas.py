@@ -11,6 +11,7 @@ from backend.core.types import (
     Answer,
     Hit,
     SearchFilters,
+    ShortAnswer,
 )
 
 _MAX_QUERY_CHARS = 2000
@@ -137,6 +138,32 @@ class CitationOut(FromCore):
     also_in: list[str] = Field(default_factory=list, description="Other outlets that carried the same story.")
 
 
+class ShortAnswerOut(BaseModel):
+    """The few words that answer the question, the citation that says them, and how far to trust them."""
+
+    text: str = Field(description="The answer in a few words: a name, a date, a number.")
+    n: int = Field(description="The citation (its `n` in `citations`) whose article says it.")
+    confidence: float = Field(
+        ge=0, le=1, description="Calibrated: of short answers given with confidence 0.6, about 60% were right."
+    )
+    outlets: list[str] = Field(description="The distinct outlets whose passages support it.")
+    sure: bool = Field(
+        description="Confidence reaches the server's threshold (answer.min_confidence); when false the short "
+        "answer is a guess, to be shown as not sure rather than as the answer."
+    )
+
+    @classmethod
+    def from_core(cls, short: ShortAnswer, min_confidence: float) -> ShortAnswerOut:
+        return cls(
+            text=short.text,
+            n=short.n,
+            # Clamped: a calibration's float error must not turn a whole answer into a 500.
+            confidence=round(min(max(short.confidence, 0.0), 1.0), 4),
+            outlets=list(short.outlets),
+            sure=short.confidence >= min_confidence,
+        )
+
+
 class AskResponse(BaseModel):
     answer: str
     citations: list[CitationOut]
@@ -146,9 +173,16 @@ class AskResponse(BaseModel):
     reading: ReadingOut
     degraded: bool = Field(description="The configured language model did not write this answer.")
     degraded_reason: str | None = None
+    short_answer: ShortAnswerOut | None = Field(
+        default=None,
+        description="The answer in a few words, where the archive's passages give one; null otherwise "
+        "(nothing found, or a language model's answer).",
+    )
 
     @classmethod
-    def from_core(cls, a: Answer, as_of: date) -> AskResponse:
+    def from_core(cls, a: Answer, as_of: date, min_confidence: float) -> AskResponse:
+        """``min_confidence``: the server's threshold below which a short answer is not ``sure``."""
+        short = a.short_answer
         return cls(
             answer=a.text,
             citations=[CitationOut.from_core(c) for c in a.citations],
@@ -158,6 +192,7 @@ class AskResponse(BaseModel):
             reading=ReadingOut.from_core(a.reading),
             degraded=a.degraded is not None,
             degraded_reason=a.degraded,
+            short_answer=ShortAnswerOut.from_core(short, min_confidence) if short else None,
         )
 
 

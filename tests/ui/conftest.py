@@ -22,6 +22,7 @@ from backend.services import Services, build_services
 from backend.settings import ApiSettings, Settings
 from ingest.pipeline import Ingestor
 from ingest.writer import with_writer
+from tests.backend.api.short_answers import ShortAnswerer, answering_with
 from tests.conftest import DEMO, ServerThread
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
@@ -81,6 +82,20 @@ def ui_services(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTran
 def ui_api(ui_services: Services) -> Iterator[str]:
     """The API the chat tests talk to; they may ask, give feedback and open conversations, not ingest."""
     with ServerThread(ui_services) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def short_api(ui_services: Services) -> Iterator[str]:
+    """The chat's archive answered with a short answer: "Nordstrom", 80% sure, two outlets, citation 2."""
+    with ServerThread(answering_with(ui_services, ShortAnswerer())) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def unsure_api(ui_services: Services) -> Iterator[str]:
+    """As ``short_api``, with a short answer below the threshold (12%, one outlet): a guess."""
+    with ServerThread(answering_with(ui_services, ShortAnswerer(confidence=0.12, outlets=("Outlet A",)))) as server:
         yield server.url
 
 

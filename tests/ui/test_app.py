@@ -204,3 +204,38 @@ def test_a_wire_story_card_names_the_other_outlets(monkeypatch: pytest.MonkeyPat
     app = _ask(_app(monkeypatch, ui_api), "What did the Iraqi jets strike in the Hamrin mountains?")
     also = [t for t in _texts(app, "caption") + _texts(app) if t.startswith("Also in: ")]
     assert also and _plain(also[0]) in ("Also in: Harbor Post", "Also in: Meridian Wire")
+
+
+def test_the_short_answer_stands_above_the_answer_with_its_confidence_and_outlets(
+    monkeypatch: pytest.MonkeyPatch, short_api: str
+) -> None:
+    app = _ask(_app(monkeypatch, short_api), QARATAPA_QUESTION)
+    answer = app.chat_message[1]
+    # Large (a subheader, without a link icon), its [2] linked to the card of the citation that says it.
+    [heading] = [h for h in answer.subheader if h.value.startswith("Nordstrom")]
+    assert heading.value == "Nordstrom [\\[2\\]](#source-1-2)" and heading.proto.hide_anchor
+    assert any(h.proto.anchor == "source-1-2" for h in answer.subheader)
+    facts = next(c for c in answer.caption if "confidence" in c.value)
+    assert facts.value == "80% confidence · 2 outlets agree" and facts.proto.help == "Outlet A, Outlet B"
+    # Above the answer text, which is shown as before.
+    order = [str(getattr(node, "value", "")) for node in answer]
+    text = next(i for i, v in enumerate(order) if v.startswith("The archive has this"))
+    assert order.index(heading.value) < order.index(facts.value) < text
+    assert "The answer is Nordstrom [\\[2\\]](#source-1-2)\\." in order[text]
+    assert not answer.warning
+
+
+def test_a_short_answer_below_the_threshold_is_a_not_sure_note(
+    monkeypatch: pytest.MonkeyPatch, unsure_api: str
+) -> None:
+    app = _ask(_app(monkeypatch, unsure_api), QARATAPA_QUESTION)
+    answer = app.chat_message[1]
+    assert not [h for h in answer.subheader if "Nordstrom" in h.value]  # not presented as the answer
+    assert not any("confidence" in c.value for c in answer.caption)
+    [note] = answer.warning
+    assert _plain(note.value) == (
+        "**Not sure.** The best guess from the archive is Nordstrom [[2]](#source-1-2), at 12% confidence,"
+        " 1 outlet agrees. Check the sources before relying on it."
+    )
+    assert any(v.startswith("The archive has this") for v in _texts(answer))  # the answer and its cards stay
+    assert any(h.proto.anchor == "source-1-2" for h in answer.subheader)

@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,19 +35,31 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (
 expect = sync_api.expect
 
 
-@pytest.fixture(scope="module")
-def ui_url(ui_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`streamlit run ui/app.py` on a free loopback port, talking to the test's API."""
+@contextmanager
+def _streamlit(api_url: str, log: Path) -> Iterator[str]:
+    """`streamlit run ui/app.py` on a free loopback port, talking to ``api_url``."""
     port = free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     command = [
         sys.executable, "-m", "streamlit", "run", str(ROOT / "ui" / "app.py"),
         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
     ]  # fmt: skip
-    env = {**os.environ, "BYLINE_API_URL": ui_api, "BYLINE_API_KEY": ""}
+    env = {**os.environ, "BYLINE_API_URL": api_url, "BYLINE_API_KEY": ""}
     url = f"http://127.0.0.1:{port}"
     with running(command, log, f"{url}/_stcore/health", "streamlit", 60, env=env, cwd=ROOT):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def ui_url(ui_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _streamlit(ui_api, tmp_path_factory.mktemp("streamlit") / "streamlit.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def short_ui_url(short_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The chat against an API whose answers have a short answer (``short_api``)."""
+    with _streamlit(short_api, tmp_path_factory.mktemp("streamlit") / "streamlit.log") as url:
         yield url
 
 
@@ -81,8 +94,8 @@ class Traffic:
             self.outside.append(socket.url)
 
 
-@pytest.fixture
-def page(browser: Any, ui_url: str) -> Iterator[tuple[Any, Traffic]]:
+@contextmanager
+def _page(browser: Any, url: str) -> Iterator[tuple[Any, Traffic]]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     traffic = Traffic()
     context.route("**/*", traffic.route)
@@ -90,12 +103,24 @@ def page(browser: Any, ui_url: str) -> Iterator[tuple[Any, Traffic]]:
     page.on("websocket", traffic.websocket)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(ui_url)
+    page.goto(url)
     yield page, traffic
     context.close()
     assert not traffic.outside, f"requests left loopback: {traffic.outside}"
     assert all((urlsplit(u).hostname or "") in LOOPBACK for u in traffic.urls if u.startswith(("http", "ws")))
     assert not errors, errors
+
+
+@pytest.fixture
+def page(browser: Any, ui_url: str) -> Iterator[tuple[Any, Traffic]]:
+    with _page(browser, ui_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def short_page(browser: Any, short_ui_url: str) -> Iterator[tuple[Any, Traffic]]:
+    with _page(browser, short_ui_url) as opened:
+        yield opened
 
 
 # The scroll offset of whatever scrolls the element (Streamlit's main area, not the document), set first
@@ -199,3 +224,24 @@ def test_hostile_archive_text_renders_as_text_and_fetches_nothing(page: tuple[An
     assert answer.locator('a[href*="remote.example"], a[href^="javascript"]').count() == 0
     assert tab.title() != "pwned"
     assert not [u for u in traffic.urls if "remote.example" in u]
+
+
+def test_the_short_answer_is_shown_large_above_the_answer(short_page: tuple[Any, Traffic]) -> None:
+    tab, _ = short_page
+    _ask(tab, QARATAPA_QUESTION)
+    answer = tab.get_by_test_id("stChatMessage").nth(1)
+    expect(answer.locator("#source-1-2")).to_have_count(1, timeout=90_000)
+    heading = answer.get_by_role("heading", name="Nordstrom [2]")
+    expect(heading).to_have_count(1)
+    expect(answer).to_contain_text("80% confidence · 2 outlets agree")
+    expect(answer).not_to_contain_text("Not sure")
+    # Larger than the answer text, and above it.
+    text = answer.get_by_text("The archive has this")
+    size = "element => parseFloat(getComputedStyle(element).fontSize)"
+    assert heading.evaluate(size) > text.evaluate(size)
+    heading_box, text_box = heading.bounding_box(), text.bounding_box()
+    assert heading_box is not None and text_box is not None and heading_box["y"] < text_box["y"]
+    # Its [2] is a link to the card of the citation that says it.
+    heading.locator('a[href="#source-1-2"]').click()
+    assert tab.evaluate("location.hash") == "#source-1-2"
+    expect(answer.locator("#source-1-2")).to_be_in_viewport()

@@ -14,9 +14,13 @@ from ui.render import (
     escape_paragraphs,
     highlight,
     link_markers,
+    not_sure_note,
+    percent,
     query_terms,
     reading_line,
     safe_url,
+    short_answer_facts,
+    short_answer_heading,
     source_line,
     title_link,
 )
@@ -124,3 +128,28 @@ def test_archive_line() -> None:
     assert re.sub(r"\\(.)", r"\1", archive_line(archive)) == (
         "1,234 articles (5,678 passages) from 2 outlets, 2023-04-20 to 2024-04-14"
     )
+
+
+def test_the_short_answer_heading_links_only_its_own_marker() -> None:
+    anchors = {2: "source-1-2", 3: "source-1-3"}
+    assert short_answer_heading({"text": "Nordstrom", "n": 2}, anchors) == "Nordstrom [\\[2\\]](#source-1-2)"
+    hostile = short_answer_heading({"text": f"{HOSTILE} [3]", "n": 2}, anchors)
+    assert hostile.endswith(" [\\[2\\]](#source-1-2)") and "(#source-1-3)" not in hostile  # [3] is archive text
+    assert _unescaped(hostile.removesuffix("[\\[2\\]](#source-1-2)")) == []
+    assert short_answer_heading({"text": "Nordstrom", "n": 9}, anchors) == "Nordstrom \\[9\\]"  # no card, no link
+
+
+def test_short_answer_facts_say_the_confidence_and_how_many_outlets_agree() -> None:
+    two = {"confidence": 0.8, "outlets": ["Outlet A", "Outlet B", "Outlet A", ""]}
+    assert short_answer_facts(two) == "80% confidence · 2 outlets agree"  # distinct, named outlets
+    assert short_answer_facts({"confidence": 0.345, "outlets": ["Outlet A"]}) == "34% confidence · 1 outlet agrees"
+    assert short_answer_facts({"confidence": 0.5, "outlets": []}) == "50% confidence"
+    assert (percent(0.0), percent(0.999), percent(1.7), percent(-0.2)) == ("0%", "100%", "100%", "0%")
+
+
+def test_the_not_sure_note_is_inert_apart_from_its_marker_and_bold() -> None:
+    short = {"text": HOSTILE, "n": 1, "confidence": 0.1, "outlets": ["<b>X</b>"]}
+    note = not_sure_note(short, {1: "source-0-1"})
+    assert note.startswith("**Not sure.** The best guess from the archive is \\<img")
+    assert "at 10% confidence, 1 outlet agrees\\. Check the sources" in note
+    assert _unescaped(note.replace("**Not sure.**", "").replace("[\\[1\\]](#source-0-1)", "")) == []

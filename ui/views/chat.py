@@ -1,4 +1,5 @@
-"""The chat: streamed answers with numbered source cards, how each question was read, and feedback.
+"""The chat: streamed answers (the short answer first) with numbered source cards, how each question was read,
+and feedback.
 
 State lives in ``st.session_state``: ``messages`` (the conversation shown) and ``session_id`` (the
 API's conversation, passed back so follow-ups are read in context). Every text from the API goes
@@ -23,8 +24,12 @@ from ui.render import (
     escape_markdown,
     highlight,
     link_markers,
+    not_sure_note,
     query_terms,
     reading_line,
+    short_answer_facts,
+    short_answer_heading,
+    short_answer_outlets,
 )
 
 Message = dict[str, Any]
@@ -80,10 +85,24 @@ def show_card(citation: dict[str, Any], anchor: str, terms: frozenset[str], key:
             show_article(citation["article_id"])
 
 
+def show_short_answer(short: dict[str, Any], anchors: dict[int, str]) -> None:
+    """The answer in a few words above the text, large; a guess below the server's threshold (``sure``
+    false) is a note saying so instead."""
+    if short.get("sure") is not True:
+        st.warning(not_sure_note(short, anchors), icon=":material/help:")
+        return
+    # No anchor: the heading is not a place to link to, and Streamlit would add a link icon to it.
+    st.subheader(short_answer_heading(short, anchors), anchor=False)
+    outlets = ", ".join(short_answer_outlets(short))
+    st.caption(short_answer_facts(short), help=escape_markdown(outlets) if outlets else None)
+
+
 def show_answer(message: Message, position: int) -> None:
     reply: dict[str, Any] = message["reply"]
     citations = reply.get("citations") or []
     anchors = {int(c["n"]): card_anchor(position, int(c["n"])) for c in citations if "n" in c}
+    if short := reply.get("short_answer"):
+        show_short_answer(short, anchors)
     st.markdown(link_markers(escape_markdown(reply.get("answer") or ""), anchors))
     if reply.get("rewritten_query"):
         st.caption(reading_line(reply))

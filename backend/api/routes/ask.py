@@ -39,7 +39,7 @@ def ask(body: AskRequest, services: Annotated[Services, Depends(get_services)], 
     same API key: another key's conversation is 404)."""
     as_of = body.as_of or today_utc()
     answer = services.answers.ask(body.question, **_ask_args(body, as_of, owner))
-    return AskResponse.from_core(answer, as_of)
+    return AskResponse.from_core(answer, as_of, services.settings.answer.min_confidence)
 
 
 def _event(name: str, data: object) -> str:
@@ -58,6 +58,7 @@ def ask_stream(
     is written), then ``answer`` (the verified answer, as ``POST /ask`` returns it; its text replaces
     the tokens). A failure after the stream began arrives as an ``error`` event."""
     as_of = body.as_of or today_utc()
+    min_confidence = services.settings.answer.min_confidence
     events = services.answers.stream(body.question, **_ask_args(body, as_of, owner))
     # Reading and retrieval run before the response starts, so their errors are ordinary problem+json.
     first = next(events)
@@ -75,7 +76,8 @@ def ask_stream(
                     )
                     yield _event("start", start.model_dump(mode="json"))
                 elif isinstance(event, Answer):
-                    yield _event("answer", AskResponse.from_core(event, as_of).model_dump(mode="json"))
+                    answer = AskResponse.from_core(event, as_of, min_confidence)
+                    yield _event("answer", answer.model_dump(mode="json"))
                 else:
                     yield _event("token", {"text": event})
         except Exception:  # the status line is gone; tell the client in the stream, log the rest

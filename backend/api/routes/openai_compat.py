@@ -3,7 +3,8 @@
 The client keeps the conversation (``messages``); the last user message is the question and the
 earlier user/assistant pairs are its history, so follow-ups work as in ``/ask`` and nothing is
 stored server-side. Citations are ``[n]`` markers in the text, a "Sources:" list at the end of the
-message, and structured in ``citations`` for clients that read it.
+message, and structured in ``citations`` for clients that read it (with ``short_answer``, as ``/ask``
+gives it).
 
 A stream sends the answer after its citations are verified, sentence by sentence: an OpenAI
 stream cannot take text back, and an unverified draft may cite what does not support it.
@@ -25,7 +26,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from backend.api.deps import get_services
-from backend.api.schemas import CitationOut, FiltersIn, IsoDate
+from backend.api.schemas import CitationOut, FiltersIn, IsoDate, ShortAnswerOut
 from backend.core.dates import today_utc
 from backend.core.errors import InvalidRequest, NotFound
 from backend.core.types import Answer, Citation, Turn
@@ -141,11 +142,13 @@ def _sources_list(citations: tuple[Citation, ...]) -> str:
     return _SOURCES_HEADING + "\n".join(lines)
 
 
-def _extra(answer: Answer) -> dict[str, Any]:
+def _extra(answer: Answer, min_confidence: float) -> dict[str, Any]:
+    short = answer.short_answer
     return {
         "citations": [CitationOut.from_core(c).model_dump(mode="json") for c in answer.citations],
         "rewritten_query": answer.rewritten_query,
         "degraded": answer.degraded is not None,
+        "short_answer": ShortAnswerOut.from_core(short, min_confidence).model_dump(mode="json") if short else None,
     }
 
 
@@ -165,6 +168,7 @@ def _ask(body: ChatCompletionRequest, services: Services) -> tuple[str, dict[str
 def chat_completions(body: ChatCompletionRequest, services: Annotated[Services, Depends(get_services)]) -> Any:
     """An answer from the archive in the OpenAI chat completion format, streamed when ``stream`` is set."""
     question, args = _ask(body, services)
+    min_confidence = services.settings.answer.min_confidence
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if not body.stream:
@@ -182,7 +186,7 @@ def chat_completions(body: ChatCompletionRequest, services: Annotated[Services, 
                 }
             ],
             "usage": _NO_USAGE,
-            **_extra(answer),
+            **_extra(answer, min_confidence),
         }
 
     events = services.answers.stream(question, **args)
@@ -207,7 +211,7 @@ def chat_completions(body: ChatCompletionRequest, services: Annotated[Services, 
         for piece in _SENTENCE_END.split(answer.text + _sources_list(answer.citations)):
             if piece:
                 yield data(choice({"content": piece}))
-        yield data({**choice({}, "stop"), **_extra(answer)})
+        yield data({**choice({}, "stop"), **_extra(answer, min_confidence)})
         if include_usage:
             yield data({"choices": [], "usage": _NO_USAGE})
         yield "data: [DONE]\n\n"

@@ -51,6 +51,8 @@ def test_ask_answers_mardan_salih_citing_the_article(api_url: str) -> None:
     assert markers == {c["n"] for c in body["citations"]}
     assert body["session_id"] and body["rewritten_query"] == QARATAPA_QUESTION
     assert (body["degraded"], body["degraded_reason"]) == (False, None)  # extractive: nothing to degrade from
+    short = body["short_answer"]  # present on every answer: null, or numbered as one of its citations
+    assert short is None or (short["n"] in markers and short["sure"] == (short["confidence"] >= 0.3))
 
 
 def test_as_of_before_the_article_excludes_it(api_url: str) -> None:
@@ -191,6 +193,7 @@ def test_ask_stream_sends_reading_and_sources_then_text_then_the_verified_answer
     assert "Mardan Salih" in streamed and "Mardan Salih" in str(answer["answer"])
     assert answer["session_id"] == start["session_id"]
     assert answer["citations"][0]["article_id"] == QARATAPA_ID  # type: ignore[index]
+    assert answer["short_answer"] == _post(api_url, "/ask", {"question": QARATAPA_QUESTION}).json()["short_answer"]
     follow = _post(api_url, "/ask", {"question": "What did he say about security?", "session_id": start["session_id"]})
     assert "Mardan Salih" in follow.json()["rewritten_query"]  # the streamed turn is in the session
 
