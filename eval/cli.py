@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from eval.questions import FRESH_DAYS, Question, QuestionSetError, load_questions
+
+if TYPE_CHECKING:
+    from backend.settings import AnswerSettings
 
 app = typer.Typer(
     help="Measure retrieval and answers on a question set (see README: question-set format).", no_args_is_help=True
@@ -113,6 +116,24 @@ def retrieval(
     )
 
 
+def _answer_modes(spec: str | None, base: AnswerSettings) -> dict[str, AnswerSettings]:
+    """``"short,quotes"``: the answer settings of each answerer, validated like environment settings."""
+    from pydantic import ValidationError
+
+    from backend.settings import AnswerSettings
+
+    names = [m.strip() for m in (spec or base.mode).split(",") if m.strip()]
+    if not names:
+        raise ValueError("--modes names no answerer")
+    modes = {}
+    for name in dict.fromkeys(names):
+        try:
+            modes[name] = AnswerSettings.model_validate({**base.model_dump(), "mode": name})
+        except ValidationError as exc:
+            raise ValueError(f"unknown answer mode {name!r} in --modes {spec!r}") from exc
+    return modes
+
+
 @app.command()
 def answers(
     questions: Annotated[Path, typer.Argument(help="Question set (JSONL).")],
@@ -120,19 +141,49 @@ def answers(
     limit: Annotated[
         int | None, typer.Option(min=1, help="Only the first N questions (a slow language model on a CPU).")
     ] = None,
+    modes: Annotated[
+        str | None,
+        typer.Option(
+            "--modes",
+            help="Answerers compared on the same questions, comma-separated answer modes: short (the short-answer"
+            " reader), quotes (quotes the best-supported sentences). Default: the configured BYLINE_ANSWER__MODE.",
+        ),
+    ] = None,
 ) -> None:
-    """Answer accuracy, citation validity and support, abstention and latency of the configured answerer."""
+    """Accuracy, short-answer accuracy and calibration, citations, abstention and latency, by question type;
+    several answerers side by side with paired tests."""
+    from backend.embedding import build_embedder
+    from backend.nlp import load_nlp
     from backend.services import build_services
     from backend.settings import get_settings
     from eval.report import write_answers
     from eval.runner import evaluate_answers
 
+    settings = get_settings()
+    try:
+        answer_settings = _answer_modes(modes, settings.answer)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     items = _questions(questions)[:limit]
-    services = build_services(get_settings())
-    rows = evaluate_answers(services, items, _progress("answers"))
-    context = {**_context(services, questions), "llm provider": services.settings.llm.provider}
+    # One embedding model for all; each answerer gets its own services (and query cache, so one does not warm
+    # the other's latency). Embedded Chroma shares one system per path in a process, so reopening is safe.
+    embedder = build_embedder(settings.embedding)
+    answerers = {
+        name: build_services(settings.model_copy(update={"answer": answer}), embedder)
+        for name, answer in answer_settings.items()
+    }
+    first = next(iter(answerers.values()))
+    rows = evaluate_answers(answerers, items, _progress("answers"), nlp=load_nlp())
+    context = {
+        **_context(first, questions),
+        "llm provider": settings.llm.provider,
+        "answer modes": list(answerers),
+        "min_confidence": settings.answer.min_confidence,
+    }
     report = write_answers(rows, {**context, "limit": limit} if limit else context, out)
     typer.echo((out / "report.md").read_text(encoding="utf-8"))
     typer.echo(
-        f"report: {out}/report.md, report.json, report.png, per_question.jsonl ({report['questions']} questions)"
+        f"report: {out}/report.md, report.json, report.png, reliability.png, per_question.jsonl"
+        f" ({report['questions']} questions, {len(answerers)} answerer{'s' if len(answerers) > 1 else ''})"
     )

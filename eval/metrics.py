@@ -122,6 +122,122 @@ def answer_correct(answer: str, gold: Sequence[str], choices: Sequence[str] | No
     return not any(_contains(answer, o) for o in others)
 
 
+# The short answer is a few words, so it is matched on word boundaries: "UK" is not in "Ukraine".
+# Function words do not count towards "most of a gold string" ("the Bank of England" vs "Bank England").
+_FUNCTION_WORDS = frozenset("a an the of and or in on at to for by".split())
+_POSSESSIVE = re.compile(r"['’]s\b")
+_TOKEN = re.compile(r"\w+")
+# A part of a gold string counts only from this many characters: "99" is not "99 percent".
+MIN_PART_CHARS = 4
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _has_phrase(text: str, phrase: str) -> bool:
+    """``phrase`` in ``text``, case-insensitive, not inside a longer word."""
+    return re.search(rf"(?<!\w){re.escape(_fold(phrase))}(?!\w)", _fold(text)) is not None
+
+
+def _content_tokens(text: str) -> set[str]:
+    return {t for t in _TOKEN.findall(_POSSESSIVE.sub("", text.casefold())) if t not in _FUNCTION_WORDS}
+
+
+def _is_most_of(part: str, whole: str) -> bool:
+    """``part`` names ``whole`` by a large share of its words: "Benedict XVI" for "Pope Benedict XVI"."""
+    if len(part.strip()) < MIN_PART_CHARS:
+        return False
+    part_tokens, whole_tokens = _content_tokens(part), _content_tokens(whole)
+    return bool(part_tokens) and part_tokens <= whole_tokens and 2 * len(part_tokens) >= len(whole_tokens)
+
+
+def short_names(short: str, target: str) -> bool:
+    """Whether a short answer names ``target``: it contains it, or it is most of it.
+
+    Most of it: at least ``MIN_PART_CHARS`` characters, every content word of the short answer is in
+    ``target`` and they are at least half of its content words. So "Salih" names "Mardan Salih" and
+    "Benedict XVI" names "Pope Benedict XVI", while "Pope" or "Benedict" alone do not; a reader's
+    surname-only answer counts, a fragment that fits several people does not.
+    """
+    return _has_phrase(short, target) or _is_most_of(short, target)
+
+
+def short_answer_correct(short: str | None, gold: Sequence[str], choices: Sequence[str] | None = None) -> bool:
+    """The short answer names a gold answer and, where choices are given, no other choice.
+
+    No short answer is a wrong one: the metric measures the reader, and a reader that says nothing
+    has not answered. Choices that overlap a gold string (either contains the other) are not "other".
+    """
+    if short is None or not short.strip():
+        return False
+    if not any(short_names(short, g) for g in gold):
+        return False
+    others = [c for c in choices or () if not any(_contains(c, g) or _contains(g, c) for g in gold)]
+    return not any(short_names(short, o) for o in others)
+
+
+# --- calibration ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReliabilityBin:
+    """Answers whose confidence fell in ``[low, high)`` (the last bin includes 1.0).
+
+    ``confidence`` and ``accuracy`` are means over the bin, NaN when it is empty.
+    """
+
+    low: float
+    high: float
+    count: int
+    confidence: float
+    accuracy: float
+
+
+def reliability_bins(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> list[ReliabilityBin]:
+    """Equal-width confidence bins over [0, 1], each with its count, mean confidence and accuracy."""
+    if len(confidences) != len(correct):
+        raise ValueError("one correctness verdict per confidence")
+    if bins < 1:
+        raise ValueError("at least one bin")
+    conf = np.asarray(confidences, dtype=float)
+    if conf.size and (np.isnan(conf).any() or conf.min() < 0.0 or conf.max() > 1.0):
+        raise ValueError("confidences must lie in [0, 1]")
+    right = np.asarray(correct, dtype=float)
+    index = np.minimum((conf * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        inside = index == b
+        count = int(inside.sum())
+        out.append(
+            ReliabilityBin(
+                low=b / bins,
+                high=(b + 1) / bins,
+                count=count,
+                confidence=float(conf[inside].mean()) if count else math.nan,
+                accuracy=float(right[inside].mean()) if count else math.nan,
+            )
+        )
+    return out
+
+
+def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
+    """ECE: the count-weighted mean gap between confidence and accuracy over equal-width bins.
+
+    0 for a perfectly calibrated reader; NaN without answers. With one bin it is the gap between the
+    mean confidence and the accuracy, which a reader can have right while ranking its answers badly:
+    the reliability table shows where the gaps are.
+    """
+    if not confidences:
+        return math.nan
+    total = len(confidences)
+    return sum(
+        b.count / total * abs(b.accuracy - b.confidence)
+        for b in reliability_bins(confidences, correct, bins)
+        if b.count
+    )
+
+
 def citation_validity(answer: str, cited: dict[int, str], retrieved: set[str]) -> float | None:
     """Share of ``[n]`` markers that name a citation of a retrieved article; None without markers."""
     markers = [int(m) for m in _MARKER.findall(answer)]

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from backend.answering.question import OTHER, analyze_question
 from backend.answering.sessions import new_session_id
 from backend.core.dates import end_of_day
 from backend.core.protocols import Retriever
-from backend.core.types import Chunk
+from backend.core.types import Chunk, ShortAnswer
 from backend.services import Services, build_retriever
 from eval.metrics import (
     Ranked,
@@ -23,8 +24,12 @@ from eval.metrics import (
     mrr_at,
     ndcg_at,
     recall_at,
+    short_answer_correct,
 )
 from eval.questions import FRESH_DAYS, Question
+
+if TYPE_CHECKING:
+    from spacy.language import Language
 
 CURVE_K = 10
 Progress = Callable[[Iterable[Question]], Iterable[Question]]
@@ -204,49 +209,116 @@ class AnswerRow:
     citations: list[dict[str, Any]]
     latency_ms: float
     metrics: dict[str, float] = field(default_factory=dict)
+    mode: str = "default"  # the answerer (settings.answer.mode) that gave this answer
+    question_type: str = OTHER  # analyze_question's kind: "who", "which/what", "where", "when", "how many", "other"
+    short_answer: dict[str, Any] | None = None  # text, n, confidence, outlets
+    # Whether the short answer is right, where that can be judged: a question with gold strings, or an
+    # unanswerable one (any short answer to it is wrong). None: no verdict, or no short answer to judge.
+    short_correct: bool | None = None
+    min_confidence: float = 0.3  # the mode's threshold of "sure"
+
+    @property
+    def confidence(self) -> float | None:
+        return None if self.short_answer is None else float(self.short_answer["confidence"])
 
 
-def evaluate_answers(services: Services, questions: Sequence[Question], progress: Progress) -> list[AnswerRow]:
+def question_types(questions: Sequence[Question], nlp: Language | None) -> dict[str, str]:
+    """Each question's kind by its question word, as the answerer reads it (spaCy, or word lists)."""
+    return {q.id: analyze_question(q.question, nlp).kind for q in questions}
+
+
+def short_answer_metrics(
+    question: Question, short: ShortAnswer | None, threshold: float
+) -> tuple[dict[str, float], bool | None]:
+    """Short-answer accuracy, and "when sure": what a reader who trusts only confident answers gets.
+
+    "coverage when sure" is over every question with a verdict (gold strings, or unanswerable): the share
+    answered with confidence at least ``threshold``; "accuracy when sure" is the share of those that are
+    right, a confident short answer to an unanswerable question counting as wrong.
+    """
+    metrics: dict[str, float] = {}
+    if question.answers:
+        verdict = short_answer_correct(short.text if short else None, question.answers, question.choices)
+        metrics["short answer accuracy"] = float(verdict)
+    elif question.unanswerable:
+        verdict = False
+    else:
+        return metrics, None
+    sure = short is not None and short.confidence >= threshold
+    metrics["coverage when sure"] = float(sure)
+    if sure:
+        metrics["accuracy when sure"] = float(verdict)
+    return metrics, verdict if short is not None else None
+
+
+def evaluate_answers(
+    answerers: Mapping[str, Services],
+    questions: Sequence[Question],
+    progress: Progress,
+    nlp: Language | None = None,
+) -> list[AnswerRow]:
+    """Every question through every answerer (by mode name), one question at a time.
+
+    The answerers take turns on each question, so a busy machine weighs on each alike, and each first
+    answers one question untimed: models load on first use, and the first answerer would pay for all.
+    """
     rows: list[AnswerRow] = []
     texts: dict[str, str] = {}
+    types = question_types(questions, nlp)
+    if questions:
+        for services in answerers.values():
+            services.answers.ask(questions[0].question, session_id=new_session_id(), as_of=questions[0].as_of)
     for question in progress(questions):
-        session = new_session_id()
-        for turn in question.history:
-            services.answers.ask(turn, session_id=session, as_of=question.as_of)
-        started = time.perf_counter()
-        answer = services.answers.ask(question.question, session_id=session, as_of=question.as_of)
-        latency = (time.perf_counter() - started) * 1000
-        cited = {c.n: c.article_id for c in answer.citations}
-        metrics: dict[str, float] = {}
-        abstained = not answer.citations
-        if question.unanswerable:
-            metrics["abstention"] = float(abstained)
-        else:
-            metrics["false abstention"] = float(abstained)
-        if question.answers:
-            # A refusal names the nearest titles; an answer found there is not an answer given.
-            metrics["accuracy"] = float(
-                not abstained and answer_correct(answer.text, question.answers, question.choices)
-            )
-            for article_id in cited.values():
-                if article_id not in texts:
-                    texts[article_id] = services.store.article_text(article_id)
-            support = citation_support([texts[a] for a in cited.values()], question.answers)
-            if support is not None:
-                metrics["citation support"] = support
-        # The configured model did not write it (down, late, or it cited nothing the sources support).
-        metrics["degraded"] = float(answer.degraded is not None)
-        validity = citation_validity(answer.text, cited, set(answer.retrieved))
-        if validity is not None:
-            metrics["citation validity"] = validity
-        rows.append(
-            AnswerRow(
-                question,
-                answer.text,
-                answer.rewritten_query,
-                [{"n": c.n, "article_id": c.article_id, "title": c.title} for c in answer.citations],
-                latency,
-                metrics,
-            )
-        )
+        for mode, services in answerers.items():
+            rows.append(_answer_row(services, question, mode, types[question.id], texts))
     return rows
+
+
+def _answer_row(
+    services: Services, question: Question, mode: str, question_type: str, texts: dict[str, str]
+) -> AnswerRow:
+    session = new_session_id()
+    for turn in question.history:
+        services.answers.ask(turn, session_id=session, as_of=question.as_of)
+    started = time.perf_counter()
+    answer = services.answers.ask(question.question, session_id=session, as_of=question.as_of)
+    latency = (time.perf_counter() - started) * 1000
+    cited = {c.n: c.article_id for c in answer.citations}
+    metrics: dict[str, float] = {}
+    abstained = not answer.citations
+    if question.unanswerable:
+        metrics["abstention"] = float(abstained)
+    else:
+        metrics["false abstention"] = float(abstained)
+    if question.answers:
+        # A refusal names the nearest titles; an answer found there is not an answer given.
+        metrics["accuracy"] = float(not abstained and answer_correct(answer.text, question.answers, question.choices))
+        for article_id in cited.values():
+            if article_id not in texts:
+                texts[article_id] = services.store.article_text(article_id)
+        support = citation_support([texts[a] for a in cited.values()], question.answers)
+        if support is not None:
+            metrics["citation support"] = support
+    # The configured model did not write it (down, late, or it cited nothing the sources support).
+    metrics["degraded"] = float(answer.degraded is not None)
+    validity = citation_validity(answer.text, cited, set(answer.retrieved))
+    if validity is not None:
+        metrics["citation validity"] = validity
+    threshold = services.settings.answer.min_confidence
+    short = answer.short_answer
+    short_metrics, verdict = short_answer_metrics(question, short, threshold)
+    return AnswerRow(
+        question,
+        answer.text,
+        answer.rewritten_query,
+        [{"n": c.n, "article_id": c.article_id, "title": c.title} for c in answer.citations],
+        latency,
+        {**metrics, **short_metrics},
+        mode=mode,
+        question_type=question_type,
+        short_answer=None
+        if short is None
+        else {"text": short.text, "n": short.n, "confidence": short.confidence, "outlets": list(short.outlets)},
+        short_correct=verdict,
+        min_confidence=threshold,
+    )

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from backend.services import Services
+from backend.embedding import SentenceTransformerEmbedder
+from backend.nlp import load_nlp
+from backend.services import Services, build_services
+from eval.metrics import short_answer_correct
 from eval.questions import Question, load_questions
 from eval.report import write_answers, write_retrieval
-from eval.runner import evaluate_answers, evaluate_retrieval, question_kind
+from eval.runner import AnswerRow, evaluate_answers, evaluate_retrieval, question_kind
 from tests.conftest import ROOT
 
 QUESTIONS = ROOT / "demo" / "questions.jsonl"
@@ -92,13 +95,89 @@ def test_as_of_hides_later_articles_from_the_judge(retrieval_report: tuple[dict,
     assert all(hit["article_id"] != "demo-008" for r in january for hit in r["retrieved"])  # published in March
 
 
-def test_answer_evaluation_on_the_demo_archive(demo_services: Services, tmp_path: Path) -> None:
-    rows = evaluate_answers(demo_services, load_questions(QUESTIONS), _quiet)
-    report = write_answers(rows, {"question_set": str(QUESTIONS)}, tmp_path)
-    metrics = report["metrics"]
-    assert metrics["citation validity"]["mean"] == 1.0
-    assert metrics["accuracy"]["n"] == 22 and metrics["accuracy"]["mean"] >= 0.8
-    assert metrics["abstention"]["n"] == 3
-    by_id = {r.question.id: r for r in rows}
-    assert "99 percent" in by_id["qaratapa-followup"].answer
-    assert (tmp_path / "report.png").exists() and len((tmp_path / "per_question.jsonl").read_text().splitlines()) == 27
+@pytest.fixture(scope="module")
+def answers_report(
+    demo_services: Services, embedder: SentenceTransformerEmbedder, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict, list[AnswerRow], Path]:  # type: ignore[type-arg]
+    """Both answerers over the demo archive, as ``byline eval answers --modes short,quotes`` builds them:
+    a second set of services on the same data directory (embedded Chroma shares one system per path)."""
+    settings = demo_services.settings
+    quotes = build_services(
+        settings.model_copy(update={"answer": settings.answer.model_copy(update={"mode": "quotes"})}), embedder
+    )
+    answerers = {"short": demo_services, "quotes": quotes}
+    assert demo_services.settings.answer.mode == "short"
+    rows = evaluate_answers(answerers, load_questions(QUESTIONS), _quiet, nlp=load_nlp())
+    out = tmp_path_factory.mktemp("answers")
+    return write_answers(rows, {"question_set": str(QUESTIONS)}, out), rows, out
+
+
+def test_answer_evaluation_on_the_demo_archive(answers_report: tuple[dict, list[AnswerRow], Path]) -> None:  # type: ignore[type-arg]
+    report, rows, out = answers_report
+    assert report["questions"] == 27 and list(report["modes"]) == ["short", "quotes"]
+    for mode in ("short", "quotes"):
+        metrics = report["modes"][mode]["metrics"]
+        assert metrics["citation validity"]["mean"] == 1.0, mode
+        assert metrics["accuracy"]["n"] == 22 and metrics["accuracy"]["mean"] >= 0.8, mode
+        assert metrics["abstention"]["n"] == 3, mode
+        assert metrics["short answer accuracy"]["n"] == 22, mode
+        assert metrics["coverage when sure"]["n"] == 25, mode  # 22 with gold strings, 3 unanswerable
+    quotes = {r.question.id: r for r in rows if r.mode == "quotes"}
+    assert "99 percent" in quotes["qaratapa-followup"].answer
+    assert all(r.short_answer is None for r in quotes.values())  # the quoting answerer reads no short answer
+    assert report["modes"]["quotes"]["metrics"]["short answer accuracy"]["mean"] == 0.0
+    lines = (out / "per_question.jsonl").read_text().splitlines()
+    assert len(lines) == 27 and all(set(json.loads(line)["modes"]) == {"short", "quotes"} for line in lines)
+
+
+def test_short_answers_are_judged_whenever_the_reader_gives_them(
+    answers_report: tuple[dict, list[AnswerRow], Path],  # type: ignore[type-arg]
+) -> None:
+    """Holds before and after the short-answer reader lands: with none, nothing is calibrated."""
+    report, rows, _ = answers_report
+    short = [r for r in rows if r.mode == "short"]
+    given = [r for r in short if r.short_answer is not None]
+    calibration = report["modes"]["short"]["calibration"]
+    assert calibration["short_answers"] == len(given)
+    assert sum(b["count"] for b in calibration["bins"]) == calibration["judged"]
+    assert (calibration["ece"] is None) == (calibration["judged"] == 0)
+    for r in given:
+        assert 0.0 <= r.short_answer["confidence"] <= 1.0  # type: ignore[index]
+        if r.question.answers:
+            assert r.short_correct is short_answer_correct(
+                r.short_answer["text"], r.question.answers, r.question.choices
+            )  # type: ignore[index]
+
+
+def test_answers_by_question_type(answers_report: tuple[dict, list[AnswerRow], Path]) -> None:  # type: ignore[type-arg]
+    report, rows, out = answers_report
+    types = {r.question.id: r.question_type for r in rows}
+    assert types["qaratapa-commander"] == "who" and types["dockers-count"] == "how many"
+    assert types["makhmour"] == "where" and types["flood-wall"] == "when"
+    assert sum(report["question_types"].values()) == 27
+    for mode in ("short", "quotes"):
+        by_type = report["modes"][mode]["by_question_type"]
+        assert {t: e["questions"] for t, e in by_type.items()} == report["question_types"]
+        assert sum(e["metrics"]["accuracy"]["n"] for e in by_type.values()) == 22
+    markdown = (out / "report.md").read_text()
+    assert "## By question type" in markdown and "| who | " in markdown
+
+
+def test_answer_report_sections_and_plots(answers_report: tuple[dict, list[AnswerRow], Path]) -> None:  # type: ignore[type-arg]
+    report, _, out = answers_report
+    compared = {c["metric"] for c in report["comparisons"]}
+    assert compared == {"accuracy", "short answer accuracy", "citation support", "false abstention", "latency ms"}
+    for mode in ("short", "quotes"):
+        latency = report["modes"][mode]["latency_ms"]
+        assert latency["n"] == 27 and 0 < latency["p50"] <= latency["p95"]
+    markdown = (out / "report.md").read_text()
+    for section in (
+        "| metric | short | quotes |",
+        "## Calibration of the short answers",
+        "## Differences between answerers",
+    ):
+        assert section in markdown
+    assert "| short - quotes | short answer accuracy |" in markdown
+    for name in ("report.png", "reliability.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    json.loads((out / "report.json").read_text())  # strict JSON: no NaN where a figure is undefined
