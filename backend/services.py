@@ -12,11 +12,14 @@ from backend.answering.extractive import ExtractiveAnswerer
 from backend.answering.feedback import FeedbackStore
 from backend.answering.generative import LLMAnswerer
 from backend.answering.llm import build_chat_model
+from backend.answering.reader import Reader
 from backend.answering.rewrite import LLMCondenser, rewrite_followup
 from backend.answering.sessions import SessionStore
+from backend.answering.short import ShortAnswerer
 from backend.core.protocols import AnswerGenerator, ArchiveWriter, Embedder, Retriever
 from backend.core.types import Turn
 from backend.embedding import BatchingEmbedder, CachedEmbedder, build_embedder
+from backend.nlp import load_nlp
 from backend.retrieval.dense import DenseRetriever
 from backend.retrieval.hybrid import HybridRetriever
 from backend.retrieval.lexical import BM25Retriever
@@ -53,8 +56,19 @@ def build_registry(settings: Settings) -> ArticleRegistry:
     return ArticleRegistry(settings.articles_db)
 
 
-def build_generator(settings: Settings, embedder: Embedder, chat: BaseChatModel | None = None) -> AnswerGenerator:
-    extractive = ExtractiveAnswerer(embedder, settings.answer)
+def build_generator(
+    settings: Settings,
+    embedder: Embedder,
+    chat: BaseChatModel | None = None,
+    article_text: Callable[[str], str] | None = None,
+) -> AnswerGenerator:
+    """``article_text``: the store's whole-article text, which the reader reads around a passage."""
+    quotes = ExtractiveAnswerer(embedder, settings.answer)
+    extractive: AnswerGenerator = quotes
+    if settings.answer.mode == "short":
+        nlp = load_nlp()  # None, with a warning, where the model is absent: then sentences are quoted
+        reader = None if nlp is None else Reader(nlp, embedder, article_text, max_sources=settings.answer.max_sources)
+        extractive = ShortAnswerer(reader, quotes, settings.answer)
     if chat is None:
         return extractive
     return LLMAnswerer(chat, gate=extractive, timeout_s=settings.llm.timeout_s)
@@ -137,7 +151,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     answers = AnswerChain(
         reader,
         retriever,
-        build_generator(settings, asking, chat),
+        build_generator(settings, asking, chat, store.article_text),
         sessions,
         k=settings.retrieval.k,
         max_sources=settings.answer.max_sources,

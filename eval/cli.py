@@ -187,3 +187,26 @@ def answers(
         f"report: {out}/report.md, report.json, report.png, reliability.png, per_question.jsonl"
         f" ({report['questions']} questions, {len(answerers)} answerer{'s' if len(answerers) > 1 else ''})"
     )
+
+
+@app.command("fit-reader")
+def fit_reader(
+    questions: Annotated[Path, typer.Argument(help="Question set (JSONL) with answers and, ideally, choices.")],
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports/eval/reader"),
+    l2: Annotated[float, typer.Option(min=0.0, help="L2 penalty of the logistic regression.")] = 3.0,
+) -> None:
+    """Fit the reader's feature weights on a question set; report cross-validated accuracy and what each
+    feature earns. Prints the weights for backend/answering/reader.py; changes nothing by itself."""
+    from backend.services import build_services
+    from backend.settings import get_settings
+    from eval.reader_fit import collect, fit, fit_markdown
+
+    items = _questions(questions)
+    services = build_services(get_settings())
+    rows = collect(services, [q for q in items if q.answers], _progress("reading"))
+    typer.echo("fitting (a cross-validation per feature)...", err=True)
+    result = fit(rows, l2)
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = fit_markdown(result, len(rows))
+    (out / "report.md").write_text(markdown, encoding="utf-8")
+    typer.echo(markdown)

@@ -189,7 +189,7 @@ def demo_with_poison(root: Path, embedder: SentenceTransformerEmbedder, poison: 
     settings = Settings(data_dir=root / "data")
     services = build_services(settings, embedder)
     report = Ingestor(settings, embedder, services.store, services.registry).ingest([DEMO, path])
-    assert not report.errors and report.articles_new == 22 + len(poison), report.summary()
+    assert not report.errors and report.articles_new == 24 + len(poison), report.summary()
     return services
 
 

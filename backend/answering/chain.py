@@ -318,6 +318,11 @@ class AnswerChain:
             self._sessions.check(session_id, owner)
         return session_id
 
+    def sources_for(self, question: str, *, as_of: date | None = None) -> list[Source]:
+        """The numbered sources a first question would be answered from (for evaluating the reader)."""
+        state = self._prepare.invoke(self._state(question, new_session_id(), as_of, None, None, []))
+        return list(state["sources"])
+
     def rewrite(self, question: str, session_id: str) -> str:
         """The query a follow-up in this session would be retrieved with."""
         return self._condense(question, self._sessions.history(session_id, self._history_turns))

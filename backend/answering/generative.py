@@ -51,7 +51,7 @@ class LLMAnswerer:
         left = time_left(self._timeout_s)  # a follow-up's rewrite may have used some of the budget
         if left <= 0:
             return replace(fallback, degraded=self._late)
-        future = self._pool.submit(self._chat.invoke, messages(question, sources, _pairs(history)))
+        future = self._pool.submit(self._chat.invoke, messages(question, sources, _pairs(history), fallback.hints))
         try:
             reply = future.result(timeout=left)
         except FutureTimeout:
@@ -72,7 +72,7 @@ class LLMAnswerer:
 
         def pump() -> None:
             try:
-                for chunk in self._chat.stream(messages(question, sources, _pairs(history))):
+                for chunk in self._chat.stream(messages(question, sources, _pairs(history), fallback.hints)):
                     if abandoned.is_set():
                         return  # leaving the loop closes the model's stream
                     tokens.put(str(chunk.content))
@@ -116,7 +116,10 @@ def _final(text: str, fallback: Draft, sources: Sequence[Source]) -> Draft:
     checked, snippets = check_citations(text, sources)
     if not snippets:
         return replace(fallback, degraded="the language model's answer cited no source that supports it")
-    return Draft(text=checked, snippets=snippets)
+    # The reader's short answer stays when the model's answer gives it, cited to the same source.
+    short = fallback.short_answer
+    keep = short is not None and short.text.casefold() in checked.casefold() and short.n in snippets
+    return Draft(text=checked, snippets=snippets, short_answer=short if keep else None)
 
 
 def _markers_before_stop(match: re.Match[str]) -> str:

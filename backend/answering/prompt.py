@@ -46,8 +46,11 @@ def _redacted(text: str) -> str:
     return " ".join(REDACTED if looks_like_instruction(s) else s for s in split_sentences(text))
 
 
-def messages(question: str, sources: Sequence[Source], history: Sequence[tuple[str, str]] = ()) -> list[BaseMessage]:
-    """System rules, then earlier turns (question, answer), then the sources and the question.
+def messages(
+    question: str, sources: Sequence[Source], history: Sequence[tuple[str, str]] = (), hints: Sequence[str] = ()
+) -> list[BaseMessage]:
+    """System rules, then earlier turns (question, answer), then the sources, the reader's candidate short
+    answers with their evidence (``hints``), and the question.
 
     Earlier answers are shown without their ``[n]`` markers: those numbered other sources."""
     out: list[BaseMessage] = [SystemMessage(SYSTEM)]
@@ -55,5 +58,9 @@ def messages(question: str, sources: Sequence[Source], history: Sequence[tuple[s
         out.append(HumanMessage(asked))
         out.append(AIMessage(strip_markers(answered)))
     blocks = "\n\n".join(source_block(s) for s in sources)
-    out.append(HumanMessage(f"Sources:\n\n{blocks}\n\nQuestion: {question}"))
+    found = ""
+    if hints:
+        listed = "\n".join(f"- {_CLOSING.sub('', _redacted(h))}" for h in hints)
+        found = f"\n\nCandidate short answers a reader found in the sources (check them; they may be wrong):\n{listed}"
+    out.append(HumanMessage(f"Sources:\n\n{blocks}{found}\n\nQuestion: {question}"))
     return out

@@ -10,7 +10,7 @@ without it, word lists guess the tags, so the analysis degrades instead of faili
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from backend.core.text import content_terms
@@ -127,7 +127,7 @@ _AUXILIARIES = _words("is are was were be been being do does did have has had wi
 _AUXILIARIES |= _words("must shall 's ’s 're 've 'd 'll")
 _CONJUNCTIONS = _words("and or but nor")
 # Words a question may open with before its clause: "So which ...", "Also, who ...".
-_OPENERS = _words("and so but also then now ok okay well")
+_OPENERS = _words("and so but also then now ok okay well approximately roughly about around exactly precisely")
 # A question that opens with one of these may ask after a comma: "According to the report, which ...".
 _LEAD_INS = _PREPS | _words(
     "according based following as besides apart aside other unlike like while although though if once because given"
@@ -213,6 +213,24 @@ def _analysis(text: str, reading: _Reading, named: list[str]) -> QuestionAnalysi
 
 
 def _read(words: list[_Word], tagged: bool) -> _Reading:
+    """The reading of the sentence that asks: quiz questions set the scene first ("Breanna Stewart switched
+    teams. Who will she play for?"), and the scene's capitals and verbs say nothing of the answer."""
+    offset = _asking_sentence(words)
+    reading = _read_sentence(words[offset:], tagged)
+    return replace(reading, used=frozenset(offset + k for k in reading.used))
+
+
+def _asking_sentence(words: list[_Word]) -> int:
+    """Where the last sentence holding a question word starts; 0 for a one-sentence question."""
+    starts = [0] + [k + 1 for k, w in enumerate(words[:-1]) if w.text in (".", "?", "!")]
+    for start in reversed(starts):
+        end = next((k for k in range(start, len(words)) if words[k].text in (".", "?", "!")), len(words))
+        if any(w.lower in _WH for w in words[start:end]):
+            return start
+    return 0
+
+
+def _read_sentence(words: list[_Word], tagged: bool) -> _Reading:
     start = _skip_openers(words)
     if start < len(words) and words[start].lower in _NAMING_VERBS and _names_a_thing(words, start + 1):
         return _focused(words, _after_determiner(words, start + 1), {start}, possessor=True)
@@ -262,6 +280,11 @@ def _find_wh(words: list[_Word], start: int, tagged: bool) -> int | None:
         later = _wh_after_comma(words, start)
         if later is not None:
             return later
+    # "The amount produced by which type of energy hit a record": a determiner question word, in place.
+    for k in range(start + 1, len(words) - 1):
+        determiner = words[k + 1].pos in ("NOUN", "ADJ") or (not tagged and words[k + 1].lower in _CLASS_WORDS)
+        if words[k].lower in ("which", "what") and words[k - 1].pos not in ("NOUN", "PROPN", "PUNCT") and determiner:
+            return k
     # "The company said it would close which store?": the question word stays where the answer goes.
     for k in range(len(words) - 1, start, -1):
         if len(words) - k > 10:
@@ -358,6 +381,8 @@ def _how(words: list[_Word], at: int) -> _Reading:
             return _Reading(HOW_MANY, MONEY, None, used)
         return _Reading(HOW_MANY, NUMBER, focus, used)
     if follows in _HOW_QUANTITY:  # "How long did ...", "How old was ..."
+        return _Reading(OTHER, NUMBER, None, frozenset({at, nxt}))
+    if nxt < len(words) and words[nxt].pos == "ADJ":  # "How secure are the areas?": a degree, often a share
         return _Reading(OTHER, NUMBER, None, frozenset({at, nxt}))
     return _Reading(OTHER, ANY, None, frozenset({at}))
 

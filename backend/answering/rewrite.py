@@ -43,7 +43,9 @@ _PERSON_PRONOUN = re.compile(r"\b(he|she|him|his|her)\b(\s+\w)?", re.IGNORECASE)
 _CONTEXT = re.compile(r"\s*\(context:.*\)\s*$", re.DOTALL)
 
 
-def _strip_context(query: str) -> str:
+def asked(query: str) -> str:
+    """The question a rewritten query asks, without the context words added for retrieval: the reader
+    takes the kind of answer wanted from it, never from words of earlier answers."""
     return _CONTEXT.sub("", query)
 
 
@@ -69,7 +71,7 @@ def rewrite_followup(question: str, history: Sequence[Turn]) -> str:
     if not history or not is_followup(question):
         return question
     last = history[-1]
-    previous = _strip_context(last.rewritten_query)
+    previous = asked(last.rewritten_query)
     answer = strip_markers(last.answer)
     known = f"{previous} {question}".lower()
     names = [n for n in dict.fromkeys(_NAME.findall(answer)) if n.lower() not in known][:3]

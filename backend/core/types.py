@@ -137,6 +137,8 @@ class Draft:
     # Why the configured language model did not write this answer (down, too slow), if it did not.
     degraded: str | None = None
     short_answer: ShortAnswer | None = None
+    # The reader's best candidates with their evidence, one line each: what a language model is shown.
+    hints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

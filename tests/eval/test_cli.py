@@ -51,5 +51,5 @@ def test_two_answerers_in_one_run(tmp_path: Path) -> None:
     assert "(4 questions, 2 answerers)" in result.stdout
     report = json.loads((out / "report.json").read_text())
     assert list(report["modes"]) == ["short", "quotes"] and report["answer modes"] == ["short", "quotes"]
-    assert report["archive"] == {"articles": 22, "chunks": 23}  # both answerers read the one archive
+    assert report["archive"] == {"articles": 24, "chunks": 25}  # both answerers read the one archive
     assert (out / "reliability.png").exists() and (out / "report.png").exists()

@@ -165,7 +165,7 @@ def _run(demo_copy: Path, tmp_path: Path, seconds: float, batch: int) -> None:
     assert set(record.ingest_statuses) == {200} and len(record.acked) >= batch, record.ingest_statuses
     assert not record.incomplete, record.incomplete[:5]
     assert asks and searches
-    assert archive["articles"] == 22 + len(record.acked)
+    assert archive["articles"] == 24 + len(record.acked)
 
 
 def test_sixteen_clients_for_ten_seconds_while_articles_are_posted(demo_copy: Path, tmp_path: Path) -> None:

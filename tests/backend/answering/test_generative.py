@@ -203,3 +203,31 @@ def test_the_model_sees_the_earlier_turns_without_their_old_markers(demo_service
     assert [m.type for m in prompt] == ["system", "human", "ai", "human"]
     assert prompt[1].content == QARATAPA_QUESTION
     assert "[1]" not in str(prompt[2].content) and str(prompt[2].content)
+
+
+def test_the_model_sees_the_readers_candidates_and_keeps_the_short_answer_it_gives(
+    demo_services: Services, tmp_path: Path
+) -> None:
+    from backend.answering.reader import Reader
+    from backend.answering.short import ShortAnswerer
+    from backend.nlp import load_nlp
+
+    nlp = load_nlp()
+    if nlp is None:
+        import pytest
+
+        pytest.skip("spaCy's en_core_web_sm is not installed")
+    settings = demo_services.settings.answer
+    quotes = ExtractiveAnswerer(demo_services.embedder, settings)
+    gate = ShortAnswerer(Reader(nlp, demo_services.embedder, demo_services.store.article_text), quotes, settings)
+    chat = Scripted(reply="Mardan Salih commands the Qaratapa-Hamrin sector [1].")
+    answer = chain_with(demo_services, tmp_path, LLMAnswerer(chat, gate=gate, timeout_s=5.0)).ask(QARATAPA_QUESTION)
+    human = str(chat.prompts[0][-1].content)
+    assert "Candidate short answers a reader found" in human and '- Mardan Salih [1]: "Mardan Salih, the' in human
+    assert answer.short_answer is not None and answer.short_answer.text == "Mardan Salih" and answer.short_answer.n == 1
+    # A model answer that does not give the reader's short answer carries none.
+    other = Scripted(reply="The Peshmerga command the Qaratapa-Hamrin sector [1].")
+    answer = chain_with(demo_services, tmp_path / "b", LLMAnswerer(other, gate=gate, timeout_s=5.0)).ask(
+        QARATAPA_QUESTION
+    )
+    assert answer.short_answer is None

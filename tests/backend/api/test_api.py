@@ -232,10 +232,10 @@ def test_a_conversation_survives_a_server_restart(demo_services: Services) -> No
 
 def test_archive_describes_counts_dates_and_outlets(api_url: str) -> None:
     body = httpx.get(f"{api_url}/archive", timeout=30).json()
-    assert body["articles"] == 22 and body["chunks"] >= 22
+    assert body["articles"] == 24 and body["chunks"] >= 24
     assert body["first_published"].startswith("2023-04-20") and body["last_published"].startswith("2024-04-14")
     outlets = {o["name"]: o["articles"] for o in body["outlets"]}
-    assert sum(outlets.values()) == 22 and outlets["Northern Dispatch"] == 4
+    assert sum(outlets.values()) == 24 and outlets["Northern Dispatch"] == 4
     assert body["last_ingest"] is not None
 
 
