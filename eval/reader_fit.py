@@ -180,6 +180,7 @@ def fit_markdown(result: Fit, questions: int) -> str:
         "```python",
         f"WEIGHTS = ({weights})",
         f"BIAS = {result.bias:.2f}",
+        f"CALIBRATION = ({', '.join(f'{v:.3f}' for v in result.calibration)})",
         "```",
     ]
     return "\n".join(lines) + "\n"

@@ -170,7 +170,7 @@ class Reader:
         q_terms = set(analysis.terms)
         folded = {n: t.casefold() for n, t in texts.items()}
         outlet_of = {s.n: (s.source or s.article_id) for s in sources}
-        candidates = _candidates(analysis, read, self._nlp, q_terms)
+        candidates = _merge_short_forms(_candidates(analysis, read, self._nlp, q_terms))
         for cand in candidates.values():
             cand.sources = {n for n, text in folded.items() if _contains_word(text, cand.key)}
             cand.sources.update(read[i].source.n for i in cand.evidence)
@@ -302,7 +302,7 @@ def _candidates(
     out: dict[str, Candidate] = {}
     for index, doc in enumerate(nlp.pipe(e.text for e in read)):
         q_positions = [t.i for t in doc if t.lemma_.lower() in q_terms or _stemmed(t.lower_) in q_terms]
-        spans: list[tuple[Span, str]] = [(e, e.label_) for e in doc.ents if e.label_ != "ORDINAL"]
+        spans: list[tuple[Span, str]] = [(_whole_name(e), e.label_) for e in doc.ents if e.label_ != "ORDINAL"]
         spans += [(t, "WORK_OF_ART") for t in _quoted_titles(doc)]
         if analysis.answer_type in (THING, ANY) or wanted is None:
             spans += [(nc, "NP") for nc in doc.noun_chunks if not any(t.ent_type_ for t in nc)]
@@ -352,6 +352,32 @@ def _quoted_titles(doc: Doc) -> list[Span]:
         if span is not None:
             out.append(span)
     return out
+
+
+def _whole_name(span: Span) -> Span:
+    """The entity with the proper nouns compounded onto it: spaCy may tag "Ardenvale" and "Rovers" apart."""
+    doc, start = span.doc, span.start
+    while start > 0 and doc[start - 1].pos_ == "PROPN" and doc[start - 1].dep_ == "compound":
+        if not span.start <= doc[start - 1].head.i < span.end:
+            break
+        start -= 1
+    return doc[start : span.end] if start < span.start else span
+
+
+def _merge_short_forms(candidates: dict[str, Candidate]) -> dict[str, Candidate]:
+    """ "Rovers" into "Ardenvale Rovers", "Biden" into "Joe Biden": news names in full once, then short.
+    The full form keeps the mentions of both, so the short form cannot win on repetition alone."""
+    keys = sorted(candidates, key=len, reverse=True)
+    for short in keys[::-1]:
+        full = next((k for k in keys if len(k) > len(short) and k in candidates and _contains_word(k, short)), None)
+        if full is None:
+            continue
+        into, gone = candidates[full], candidates.pop(short)
+        into.evidence.extend(i for i in gone.evidence if i not in into.evidence)
+        for name, value in gone.features.items():
+            if name in ("focus", "proximity"):
+                into.features[name] = max(into.features.get(name, 0.0), value)
+    return candidates
 
 
 def _local(features: dict[str, float]) -> float:

@@ -66,7 +66,18 @@ class ShortAnswerer:
         elif result.confidence >= self._settings.min_confidence:
             text = f'{best.text} [{n}]. "{sentence.text}" [{n}]'
         else:
-            text = f'Not sure: perhaps {best.text} [{n}]. The best evidence: "{sentence.text}" [{n}]'
+            # Unsure, it also gives the runner-up where that is of the very type asked for, with its sentence.
+            runner = next((c for c in result.candidates[1:2] if c.features.get("type") == 1.0), None)
+            if runner is None or result.evidence[runner.evidence[0]].text == sentence.text:
+                text = f'Not sure: perhaps {best.text} [{n}]. The best evidence: "{sentence.text}" [{n}]'
+            else:
+                other = result.evidence[runner.evidence[0]]
+                m = other.source.n
+                snippets.setdefault(m, other.text)
+                text = (
+                    f"Not sure: perhaps {best.text} [{n}], or {runner.text} [{m}]. "
+                    f'The best evidence: "{sentence.text}" [{n}] "{other.text}" [{m}]'
+                )
         return Draft(text=text, snippets=snippets, short_answer=short, hints=_hints(result))
 
 

@@ -65,7 +65,18 @@ def test_a_sure_answer_leads_with_the_short_answer_then_its_sentence(embedder: S
 def test_below_the_threshold_the_answer_says_it_is_not_sure(embedder: SentenceTransformerEmbedder) -> None:
     fake = FakeReader(result([cand("Priya Natarajan", 0, {"Meridian Wire"}, -1.0)], confidence=0.1))
     draft = answerer(fake, embedder, min_confidence=0.3).generate("Who will head the plant?", [src(1, "Meridian Wire")])
-    assert draft.text.startswith("Not sure: perhaps Priya Natarajan [1]. The best evidence: ")
+    assert (
+        draft.text
+        == 'Not sure: perhaps Priya Natarajan [1]. The best evidence: "Priya Natarajan will head the plant." [1]'
+    )
+    # A runner-up of the very type asked for is named too, with its sentence.
+    both = [cand("Priya Natarajan", 0, {"Meridian Wire"}, -1.0), cand("Henrik Olsen", 1, {"Meridian Wire"}, -2.0)]
+    draft = answerer(FakeReader(result(both, confidence=0.1)), embedder, min_confidence=0.3).generate("q", [])
+    assert draft.text == (
+        "Not sure: perhaps Priya Natarajan [1], or Henrik Olsen [2]. The best evidence: "
+        '"Priya Natarajan will head the plant." [1] "Henrik Olsen will head the plant." [2]'
+    )
+    assert draft.short_answer is not None and draft.short_answer.text == "Priya Natarajan"
     assert draft.short_answer is not None and draft.short_answer.confidence == 0.1
 
 
