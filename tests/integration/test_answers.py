@@ -87,8 +87,8 @@ def test_a_follow_up_gets_an_answer_to_what_it_asks(api_url: str) -> None:
     short = first["short_answer"]
     assert isinstance(short, dict) and short["text"] == "Mardan Salih"
     second = ask(api_url, "What did he say about security?", str(first["session_id"]))
-    text = str(second["text"])
-    assert text != first["text"]
+    text = str(second["answer"])
+    assert text != first["answer"]
     # His words on security, and what he added: not the delegation's visit the old answerer repeated.
     assert "99 percent" in text and "He added" in text and "delegation" not in text
     reading = second["reading"]
@@ -97,7 +97,7 @@ def test_a_follow_up_gets_an_answer_to_what_it_asks(api_url: str) -> None:
 
 def test_two_outlets_that_disagree_are_both_cited(api_url: str) -> None:
     answer = ask(api_url, "Who will head Solvane's Ardenvale plant?")
-    text = str(answer["text"])
+    text = str(answer["answer"])
     assert text.startswith("Reports differ:"), text
     assert "Priya Natarajan" in text and "Henrik Olsen" in text
     citations = answer["citations"]
@@ -108,4 +108,4 @@ def test_two_outlets_that_disagree_are_both_cited(api_url: str) -> None:
 def test_a_question_off_the_archive_gets_no_short_answer(api_url: str) -> None:
     answer = ask(api_url, "Who won the 2019 Tour de France?")
     assert answer["short_answer"] is None and answer["citations"] == []
-    assert str(answer["text"]).startswith("The archive has no article")
+    assert str(answer["answer"]).startswith("The archive has no article")
