@@ -169,12 +169,13 @@ class Reader:
         read = evidence[: self._read]
         q_terms = set(analysis.terms)
         folded = {n: t.casefold() for n, t in texts.items()}
-        outlet_of = {s.n: (s.source or s.article_id) for s in sources}
+        # The outlets that carried each source: its own and those of copies collapsed into it (wire stories).
+        outlet_of = {s.n: {o for o in (s.source, *s.also_in) if o} for s in sources}
         candidates = _merge_short_forms(_candidates(analysis, read, self._nlp, q_terms))
         for cand in candidates.values():
             cand.sources = {n for n, text in folded.items() if _contains_word(text, cand.key)}
             cand.sources.update(read[i].source.n for i in cand.evidence)
-            cand.outlets = {outlet_of[n] for n in cand.sources}
+            cand.outlets = set().union(*(outlet_of[n] for n in cand.sources))
             best = read[cand.evidence[0]]
             cand.features["semantic"] = max(read[i].semantic for i in cand.evidence)
             cand.features["lexical"] = max(read[i].lexical for i in cand.evidence)
