@@ -30,7 +30,7 @@ def test_ingest_then_ask_prints_the_answer_and_numbered_sources(tmp_path: Path) 
     data = tmp_path / "data"
     ingest = _run(["ingest", str(DEMO)], data)
     assert ingest.returncode == 0, ingest.stderr
-    assert "22 new" in ingest.stdout
+    assert "24 new" in ingest.stdout
     again = _run(["ingest", "--if-empty", str(DEMO)], data)
     assert again.returncode == 0 and "nothing to do" in again.stdout
 

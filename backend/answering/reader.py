@@ -321,7 +321,7 @@ def _candidates(
             if label == "NP" and span.root.pos_ == "PRON":
                 continue
             fit = _fit(label, span, wanted, near, focus)
-            if not fit:
+            if not fit or _not_a_quantity(span, label, analysis.answer_type):
                 continue
             cand = out.setdefault(key, Candidate(text, key))
             name, value = ("type", 0.5) if fit == "near type" else (fit, 1.0)
@@ -353,6 +353,22 @@ def _quoted_titles(doc: Doc) -> list[Span]:
         if span is not None:
             out.append(span)
     return out
+
+
+_NUMBER_WORD = re.compile(
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    r"hundred|thousand|million|billion|trillion|dozen|half|quarter)\b",
+    re.I,
+)
+
+
+def _not_a_quantity(span: Span, label: str, answer_type: str) -> bool:
+    """A number that is part of a name ("Kurdistan 24", "Channel 4"), or, for a question that asks how
+    much, a date without a number in it ("Wednesday"): neither answers a question about a quantity."""
+    bare = label in _NUMERIC and len(span) == 1 and span[0].like_num
+    if bare and span.start > 0 and span.doc[span.start - 1].pos_ == "PROPN":
+        return True
+    return answer_type in (NUMBER, MONEY, PERCENT) and not _NUMBER_WORD.search(span.text)
 
 
 def _whole_name(span: Span) -> Span:

@@ -90,9 +90,9 @@ def test_backup_then_restore_gives_the_same_counts_and_search_results(archive: P
     backup_dir = tmp_path / "backup"
     made = byline(["backup", str(backup_dir)], archive)
     assert made.returncode == 0, made.stderr
-    assert f"backed up to {backup_dir}" in made.stdout and "34 articles" in made.stdout, made.stdout
+    assert f"backed up to {backup_dir}" in made.stdout and "36 articles" in made.stdout, made.stdout
     manifest = json.loads((backup_dir / "byline-backup.json").read_text(encoding="utf-8"))
-    assert manifest["counts"]["articles"] == before["articles"] == 34
+    assert manifest["counts"]["articles"] == before["articles"] == 36
     assert not list(backup_dir.rglob("*-wal")) and not list(backup_dir.rglob("*.lock"))
 
     # The archive changes after the backup: an article goes, a conversation and feedback come.
@@ -101,7 +101,7 @@ def test_backup_then_restore_gives_the_same_counts_and_search_results(archive: P
     sessions = SessionStore(settings.sessions_db)
     sessions.append("later", Turn("Later?", "Later", "Later [1]", ()))
     FeedbackStore(settings.sessions_db).add(sessions, "later", 0, "up")
-    assert _observed(archive, log)["articles"] == 33
+    assert _observed(archive, log)["articles"] == 35
 
     restored = byline(["restore", str(backup_dir)], archive)
     assert restored.returncode == 0, restored.stderr
@@ -139,7 +139,7 @@ def test_backup_and_restore_refuse_while_a_writer_or_a_server_holds_the_archive(
         assert served.returncode == 2 and "a Byline server has the archive" in served.stderr, served.stderr
         refused = byline(["restore", str(backup_dir)], archive)
         assert refused.returncode == 2 and "a Byline server has the archive" in refused.stderr, refused.stderr
-        assert httpx.get(f"{server.url}/archive", timeout=30).json()["articles"] == 34  # left alone
+        assert httpx.get(f"{server.url}/archive", timeout=30).json()["articles"] == 36  # left alone
     finally:
         server.stop()
     with writer_lock(archive):

@@ -23,9 +23,9 @@ _texts = texts
 
 def test_browsing_lists_filters_and_opens_articles(monkeypatch: pytest.MonkeyPatch, ui_api: str) -> None:
     app = _archive_page(monkeypatch, ui_api)
-    assert "23 articles; showing 1 to 20" in _texts(app, "caption")
+    assert "25 articles; showing 1 to 20" in _texts(app, "caption")
     app.button(key="browse_next").click().run()
-    assert "23 articles; showing 21 to 23" in _texts(app, "caption")
+    assert "25 articles; showing 21 to 25" in _texts(app, "caption")
 
     app.text_input(key="browse_q").set_value("clove").run()
     assert "1 article; showing 1 to 1" in _texts(app, "caption")
