@@ -18,7 +18,7 @@ from eval.metrics import (
     reliability_bins,
 )
 from eval.questions import FRESH_DAYS
-from eval.runner import CURVE_K, AnswerRow, RetrievalRow
+from eval.runner import ANSWER_STRING, CURVE_K, JUDGEMENTS, TOPICAL, AnswerRow, RetrievalRow
 
 # Shown per question kind (eval.runner.question_kind): where the answer sits in the archive.
 KIND_METRICS = ("article hit@5", "article mrr@10", "passage hit@5")
@@ -40,7 +40,16 @@ MODE_COMPARED = ("accuracy", "short answer accuracy", "citation support", "false
 LATENCY = "latency ms"
 QUESTION_TYPES = ("who", "which/what", "where", "when", "how many", "other")
 CALIBRATION_BINS = 10
-HEADLINE = ("passage hit@5", "passage mrr@10", "passage ndcg@10", "article hit@5", "article mrr@10", "article ndcg@10")
+# Compared between retrievers, paired by question, and plotted: article level first.
+HEADLINE = (
+    "article hit@1",
+    "article hit@5",
+    "article mrr@10",
+    "article ndcg@10",
+    "passage hit@5",
+    "passage mrr@10",
+    "passage ndcg@10",
+)
 
 
 def _question_json(row: RetrievalRow | AnswerRow) -> dict[str, Any]:
@@ -50,18 +59,39 @@ def _question_json(row: RetrievalRow | AnswerRow) -> dict[str, Any]:
 
 
 def retrieval_report(rows: Sequence[RetrievalRow], context: dict[str, Any]) -> dict[str, Any]:
+    """Each judgement set (topical first, then answer string) reported apart; latency once per retriever."""
     names = list(dict.fromkeys(r.retriever for r in rows))
+    sets = {
+        judgement: _set_report([r for r in rows if r.judgement == judgement], names)
+        for judgement in JUDGEMENTS
+        if any(r.judgement == judgement for r in rows)
+    }
+    latency: dict[str, Any] = {}
+    for name in names:
+        once = {r.question.id: r.latency_ms for r in rows if r.retriever == name}  # a row per set, one retrieval
+        values = list(once.values())
+        latency[name] = {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
+    return {
+        "kind": "retrieval",
+        "fresh_days": FRESH_DAYS,
+        **context,
+        "questions": len({r.question.id for r in rows}),
+        "retrievers": names,
+        "latency_ms": latency,
+        "sets": sets,
+    }
+
+
+def _set_report(rows: Sequence[RetrievalRow], names: Sequence[str]) -> dict[str, Any]:
     by_name = {n: [r for r in rows if r.retriever == n] for n in names}
     judged_ids = [r.question.id for r in by_name[names[0]] if r.metrics]
     metric_names = list(next((r.metrics for r in rows if r.metrics), {}))
     retrievers: dict[str, Any] = {}
     for name in names:
         judged = [r for r in by_name[name] if r.metrics]
-        latencies = [r.latency_ms for r in by_name[name]]
         retrievers[name] = {
             "metrics": {m: bootstrap_ci([r.metrics[m] for r in judged]).as_dict() for m in metric_names},
             "hit_curve": [bootstrap_ci([r.curve[i] for r in judged]).as_dict() for i in range(CURVE_K)],
-            "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95), "n": len(latencies)},
         }
     kinds = [k for k in KIND_ORDER if any(r.kind == k for r in rows)]
     by_kind = {
@@ -93,9 +123,6 @@ def retrieval_report(rows: Sequence[RetrievalRow], context: dict[str, Any]) -> d
                  "significant": cmp.significant}
             )  # fmt: skip
     return {
-        "kind": "retrieval",
-        "fresh_days": FRESH_DAYS,
-        **context,
         "questions": len(by_name[names[0]]),
         "judged_questions": len(judged_ids),
         "no_relevant_in_archive": len(by_name[names[0]]) - len(judged_ids),
@@ -227,59 +254,73 @@ def _context_md(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+SET_TITLES = {
+    TOPICAL: "Topical set: judged by the articles labelled as about the question (`relevant`)",
+    ANSWER_STRING: "Answer-string set: a passage is relevant when it holds an answer string",
+}
+
+
 def retrieval_markdown(report: dict[str, Any]) -> str:
     names = list(report["retrievers"])
-    lines = ["# Retrieval evaluation", "", *_context_md(report)]
+    lines = ["# Retrieval evaluation", "", *_context_md(report), ""]
     lines += [
-        f"- judged questions: {report['judged_questions']} "
-        f"(and {report['no_relevant_in_archive']} with nothing relevant in the archive, left out)",
-        "",
-        "Means over judged questions with 95% bootstrap intervals; n is the number of questions.",
+        "Means over judged questions with 95% bootstrap intervals; n is the number of questions. Each set"
+        " is judged on its own questions; article level first (a reader sees one passage per article).",
         "",
     ]
-    metrics = list(report["retrievers"][names[0]]["metrics"])
-    for level in ("passage", "article"):
-        lines += [
-            f"## {level.title()} level",
-            "",
-            "| metric | " + " | ".join(names) + " |",
-            "|---" * (len(names) + 1) + "|",
-        ]
+    for judgement, entry in report["sets"].items():
+        lines += _set_markdown(SET_TITLES.get(judgement, judgement), entry, names, report["fresh_days"])
+    lines += ["## Latency per query (ms)", "", "| retriever | p50 | p95 |", "|---|---|---|"]
+    for n in names:
+        latency = report["latency_ms"][n]
+        lines.append(f"| {n} | {latency['p50']:.1f} | {latency['p95']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _set_markdown(title: str, entry: dict[str, Any], names: Sequence[str], fresh_days: int) -> list[str]:
+    lines = [
+        f"## {title}",
+        "",
+        f"- judged questions: {entry['judged_questions']} "
+        f"(and {entry['no_relevant_in_archive']} with nothing relevant in the archive, left out)",
+        "",
+    ]
+    metrics = list(entry["retrievers"][names[0]]["metrics"])
+    for level in ("article", "passage"):
+        lines += [f"### {level.title()} level", "", "| metric | " + " | ".join(names) + " |"]
+        lines.append("|---" * (len(names) + 1) + "|")
         for metric in (m for m in metrics if m.startswith(level)):
-            cells = [_fmt(report["retrievers"][n]["metrics"][metric]) for n in names]
+            cells = [_fmt(entry["retrievers"][n]["metrics"][metric]) for n in names]
             lines.append(f"| {metric.split(' ', 1)[1]} | " + " | ".join(cells) + " |")
         lines.append("")
-    if report.get("by_kind"):
+    if entry.get("by_kind"):
         lines += [
-            "## By question kind",
+            "### By question kind",
             "",
-            f"fresh: an article published in the {report['fresh_days']} days before as_of holds the answer (the"
-            " news asked about, most likely). background: only older articles hold it, often in passing"
-            " (relevance is judged by the answer string), so these numbers measure luck as much as retrieval."
+            f"fresh: an article published in the {fresh_days} days before as_of is relevant (the news asked"
+            " about, most likely). background: only older articles are; judged by the answer string, often"
+            " articles that name it in passing, so these numbers measure luck as much as retrieval."
             " undated: no as_of.",
             "",
             "| kind | n | metric | " + " | ".join(names) + " |",
             "|---" * (len(names) + 3) + "|",
         ]
-        for kind, entry in report["by_kind"].items():
+        for kind, by_kind in entry["by_kind"].items():
             for metric in KIND_METRICS:
-                if metric in entry["retrievers"][names[0]]:
-                    cells = [_fmt(entry["retrievers"][n][metric]) for n in names]
-                    lines.append(f"| {kind} | {entry['questions']} | {metric} | " + " | ".join(cells) + " |")
+                if metric in by_kind["retrievers"][names[0]]:
+                    cells = [_fmt(by_kind["retrievers"][n][metric]) for n in names]
+                    lines.append(f"| {kind} | {by_kind['questions']} | {metric} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["## Latency per query (ms)", "", "| retriever | p50 | p95 |", "|---|---|---|"]
-    for n in names:
-        latency = report["retrievers"][n]["latency_ms"]
-        lines.append(f"| {n} | {latency['p50']:.1f} | {latency['p95']:.1f} |")
-    if report["comparisons"]:
-        lines += ["", "## Differences (paired sign-flip permutation test, p < 0.05 is significant)", "",
+    if entry["comparisons"]:
+        lines += ["### Differences (paired sign-flip permutation test, p < 0.05 is significant)", "",
                   "| a - b | metric | difference [95% CI] | p | significant |", "|---|---|---|---|---|"]  # fmt: skip
-        for c in report["comparisons"]:
+        for c in entry["comparisons"]:
             lines.append(
                 f"| {c['a']} - {c['b']} | {c['metric']} | {_fmt(c['difference'])} | {c['p_value']:.4f} | "
                 f"{'yes' if c['significant'] else 'no'} |"
             )
-    return "\n".join(lines) + "\n"
+        lines.append("")
+    return lines
 
 
 def _cell(e: dict[str, float]) -> str:
@@ -395,53 +436,58 @@ def answers_markdown(report: dict[str, Any]) -> str:
 
 
 def _plot_retrieval(report: dict[str, Any], path: Path) -> None:
+    """One row of panels per judgement set: headline metrics, the hit@k curve, article hit@5 by kind."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(report["retrievers"])
-    kinds = list(report.get("by_kind", {}))
-    panels = 3 if kinds else 2
+    sets = list(report["sets"].items())
     fig, axes = plt.subplots(
-        1, panels, figsize=(13 + 4 * (panels - 2), 4.8), gridspec_kw={"width_ratios": [3, 2, 2][:panels]}
+        len(sets), 3, figsize=(17, 4.8 * len(sets)), gridspec_kw={"width_ratios": [3, 2, 2]}, squeeze=False
     )
-    bars, curve = axes[0], axes[1]
     width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        metrics = report["retrievers"][name]["metrics"]
-        values = [metrics[m]["mean"] for m in HEADLINE]
-        errors = [
-            [metrics[m]["mean"] - metrics[m]["low"] for m in HEADLINE],
-            [metrics[m]["high"] - metrics[m]["mean"] for m in HEADLINE],
-        ]
-        bars.bar([x + i * width for x in range(len(HEADLINE))], values, width, yerr=errors, capsize=3, label=name)
-        points = report["retrievers"][name]["hit_curve"]
-        ks = range(1, len(points) + 1)
-        curve.plot(ks, [p["mean"] for p in points], marker="o", label=name)
-        curve.fill_between(ks, [p["low"] for p in points], [p["high"] for p in points], alpha=0.15)
-    bars.set_xticks(
-        [x + width * (len(names) - 1) / 2 for x in range(len(HEADLINE))], [m.replace(" ", "\n") for m in HEADLINE]
-    )
-    bars.set_ylim(0, 1)
-    bars.set_title(f"Retrieval, {report['judged_questions']} judged questions (95% CI)")
-    bars.legend()
-    curve.set_xlabel("k")
-    curve.set_ylabel("passage hit@k")
-    curve.set_ylim(0, 1)
-    curve.set_title("hit@k, k = 1..10")
-    curve.legend()
-    if kinds:
-        _plot_kinds(report, names, kinds, axes[2], width)
+    for row, (judgement, entry) in zip(axes, sets, strict=True):
+        bars, curve, by_kind = row
+        shown = [m for m in HEADLINE if m in entry["retrievers"][names[0]]["metrics"]]
+        for i, name in enumerate(names):
+            metrics = entry["retrievers"][name]["metrics"]
+            values = [metrics[m]["mean"] for m in shown]
+            errors = [
+                [metrics[m]["mean"] - metrics[m]["low"] for m in shown],
+                [metrics[m]["high"] - metrics[m]["mean"] for m in shown],
+            ]
+            bars.bar([x + i * width for x in range(len(shown))], values, width, yerr=errors, capsize=3, label=name)
+            points = entry["retrievers"][name]["hit_curve"]
+            ks = range(1, len(points) + 1)
+            curve.plot(ks, [p["mean"] for p in points], marker="o", label=name)
+            curve.fill_between(ks, [p["low"] for p in points], [p["high"] for p in points], alpha=0.15)
+        bars.set_xticks(
+            [x + width * (len(names) - 1) / 2 for x in range(len(shown))], [m.replace(" ", "\n") for m in shown]
+        )
+        bars.set_ylim(0, 1)
+        bars.set_title(f"{judgement}: {entry['judged_questions']} judged questions (95% CI)")
+        bars.legend(fontsize="small")
+        curve.set_xlabel("k")
+        curve.set_ylabel("passage hit@k")
+        curve.set_ylim(0, 1)
+        curve.set_title(f"{judgement}: passage hit@k, k = 1..10")
+        curve.legend(fontsize="small")
+        kinds = list(entry.get("by_kind", {}))
+        if kinds:
+            _plot_kinds(entry, names, kinds, by_kind, width)
+        else:
+            by_kind.set_axis_off()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def _plot_kinds(report: dict[str, Any], names: list[str], kinds: list[str], ax: Any, width: float) -> None:
+def _plot_kinds(entry: dict[str, Any], names: list[str], kinds: list[str], ax: Any, width: float) -> None:
     metric = "article hit@5"
     for i, name in enumerate(names):
-        estimates = [report["by_kind"][k]["retrievers"][name].get(metric) for k in kinds]
+        estimates = [entry["by_kind"][k]["retrievers"][name].get(metric) for k in kinds]
         values = [e["mean"] if e and e["n"] else 0.0 for e in estimates]
         errors = [
             [e["mean"] - e["low"] if e and e["n"] else 0.0 for e in estimates],
@@ -450,7 +496,7 @@ def _plot_kinds(report: dict[str, Any], names: list[str], kinds: list[str], ax: 
         ax.bar([x + i * width for x in range(len(kinds))], values, width, yerr=errors, capsize=3, label=name)
     ax.set_xticks(
         [x + width * (len(names) - 1) / 2 for x in range(len(kinds))],
-        [f"{k}\n(n={report['by_kind'][k]['questions']})" for k in kinds],
+        [f"{k}\n(n={entry['by_kind'][k]['questions']})" for k in kinds],
     )
     ax.set_ylim(0, 1)
     ax.set_title(f"{metric} by question kind")
@@ -560,6 +606,7 @@ def write_retrieval(rows: Sequence[RetrievalRow], context: dict[str, Any], out: 
         {
             "question": _question_json(r),
             "retriever": r.retriever,
+            "judgement": r.judgement,
             "query": r.query,
             "kind": r.kind,
             "latency_ms": r.latency_ms,

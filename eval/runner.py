@@ -12,7 +12,7 @@ from backend.answering.question import OTHER, analyze_question
 from backend.answering.sessions import new_session_id
 from backend.core.dates import end_of_day
 from backend.core.protocols import Retriever
-from backend.core.types import Chunk, ShortAnswer
+from backend.core.types import Chunk, Hit, ShortAnswer
 from backend.services import Services, build_retriever
 from eval.metrics import (
     Ranked,
@@ -56,6 +56,21 @@ def _contains_any(text: str, needles: Sequence[str]) -> bool:
     return any(n.casefold() in folded for n in needles)
 
 
+TOPICAL = "topical"
+ANSWER_STRING = "answer string"
+JUDGEMENTS = (TOPICAL, ANSWER_STRING)
+
+
+def judgements(question: Question) -> tuple[str, ...]:
+    """The sets a question is judged in: "topical" by its ``relevant`` articles (labels naming the
+    articles about it), "answer string" by the passages holding one of its ``answers``. A question
+    with both is judged both ways; one with neither stays in the answer-string set, unjudged."""
+    sets: tuple[str, ...] = (TOPICAL,) if question.relevant else ()
+    if question.answers is not None or not question.relevant:
+        sets += (ANSWER_STRING,)
+    return sets
+
+
 class Judge:
     """Which passages and articles of the archive are relevant to a question, as of its date."""
 
@@ -76,21 +91,24 @@ class Judge:
         cutoff = end_of_day(question.as_of)
         return [c for c in self.chunks if c.published_at is None or c.published_at.timestamp() <= cutoff]
 
-    def relevant(self, question: Question) -> tuple[set[str], set[str]]:
+    def relevant(self, question: Question, by: str | None = None) -> tuple[set[str], set[str]]:
         """Relevant chunk ids and article ids among what the question may see."""
-        hits = [c for c in self.visible(question) if self.matches(question, c)]
+        hits = [c for c in self.visible(question) if self.matches(question, c, by)]
         return {c.id for c in hits}, {c.article_id for c in hits}
 
-    def matches(self, question: Question, chunk: Chunk) -> bool:
-        """Whether a passage is relevant: from a listed article, or holding an answer string.
+    def matches(self, question: Question, chunk: Chunk, by: str | None = None) -> bool:
+        """Whether a passage is relevant: from a listed article (``by="topical"``), or holding an answer
+        string (``by="answer string"``); by default the listed articles where there are any.
 
         Asked of passages of any chunking, so the tutorial baseline's are judged by the same rule.
         """
         published = chunk.published_at
         if question.as_of is not None and published is not None and published.timestamp() > end_of_day(question.as_of):
             return False
-        if question.relevant:
-            wanted = {self.url_to_article.get(r, r) for r in question.relevant}
+        if by is None:
+            by = TOPICAL if question.relevant else ANSWER_STRING
+        if by == TOPICAL:
+            wanted = {self.url_to_article.get(r, r) for r in question.relevant or ()}
             return chunk.article_id in wanted
         return _contains_any(chunk.text, question.answers or ())
 
@@ -105,6 +123,7 @@ class RetrievalRow:
     metrics: dict[str, float] = field(default_factory=dict)  # empty when nothing in the archive is relevant
     curve: list[float] = field(default_factory=list)
     kind: str | None = None  # question_kind() of a judged question
+    judgement: str = ANSWER_STRING  # the set this row is judged in: TOPICAL or ANSWER_STRING
 
 
 def _ranking_metrics(ranking: list[Ranked], total: int, k: int, prefix: str) -> dict[str, float]:
@@ -159,8 +178,6 @@ def evaluate_retrieval(
     rows: list[RetrievalRow] = []
     for question in progress(questions):
         query = _query_for(services, question, rewrite)
-        relevant_chunks, relevant_articles = judge.relevant(question)
-        kind = question_kind(question.as_of, (judge.by_id[c].published_at for c in relevant_chunks), fresh_days)
         # Read once for all retrievers; its time counts in each one's latency, as it does in /search.
         started = time.perf_counter()
         search = services.reader.query(query, k=k, as_of=question.as_of)
@@ -170,35 +187,59 @@ def evaluate_retrieval(
             started = time.perf_counter()
             hits = retriever.retrieve(search)
             results[real] = (hits, reading_ms + (time.perf_counter() - started) * 1000)
-        for name, real in resolved.items():
-            hits, latency = results[real]
-            row = RetrievalRow(
-                question,
-                query,
-                name,
-                latency,
-                [{"article_id": h.chunk.article_id, "chunk_id": h.chunk.id, "score": h.score} for h in hits],
-            )
-            if relevant_chunks:
-                judged = [h.chunk.id in relevant_chunks or judge.matches(question, h.chunk) for h in hits]
-                passages = [Ranked(rel, h.score) for rel, h in zip(judged, hits, strict=True)]
-                articles = [
-                    item
-                    for _, item in first_per_article(
-                        [(h.chunk.article_id, Ranked(h.chunk.article_id in relevant_articles, h.score)) for h in hits]
+        for judgement in judgements(question):
+            relevant_chunks, relevant_articles = judge.relevant(question, judgement)
+            kind = question_kind(question.as_of, (judge.by_id[c].published_at for c in relevant_chunks), fresh_days)
+            for name, real in resolved.items():
+                hits, latency = results[real]
+                rows.append(
+                    _retrieval_row(
+                        question, query, name, latency, hits, judge, judgement, relevant_chunks, relevant_articles, k
                     )
-                ]
-                row.metrics = {
-                    # Another chunking (the baseline's) can hold more relevant passages than ours.
-                    **_ranking_metrics(passages, max(len(relevant_chunks), sum(judged)), k, "passage "),
-                    **_ranking_metrics(articles, len(relevant_articles), k, "article "),
-                }
-                row.curve = [hit_at(passages, i) for i in range(1, CURVE_K + 1)]
-                row.kind = kind
-                for hit, rel in zip(row.retrieved, judged, strict=True):
-                    hit["relevant"] = rel
-            rows.append(row)
+                )
+                rows[-1].kind = kind if rows[-1].metrics else None
     return rows
+
+
+def _retrieval_row(
+    question: Question,
+    query: str,
+    name: str,
+    latency: float,
+    hits: list[Hit],
+    judge: Judge,
+    judgement: str,
+    relevant_chunks: set[str],
+    relevant_articles: set[str],
+    k: int,
+) -> RetrievalRow:
+    row = RetrievalRow(
+        question,
+        query,
+        name,
+        latency,
+        [{"article_id": h.chunk.article_id, "chunk_id": h.chunk.id, "score": h.score} for h in hits],
+        judgement=judgement,
+    )
+    if not relevant_chunks:
+        return row
+    judged = [h.chunk.id in relevant_chunks or judge.matches(question, h.chunk, judgement) for h in hits]
+    passages = [Ranked(rel, h.score) for rel, h in zip(judged, hits, strict=True)]
+    articles = [
+        item
+        for _, item in first_per_article(
+            [(h.chunk.article_id, Ranked(h.chunk.article_id in relevant_articles, h.score)) for h in hits]
+        )
+    ]
+    row.metrics = {
+        # Another chunking (the baseline's) can hold more relevant passages than ours.
+        **_ranking_metrics(passages, max(len(relevant_chunks), sum(judged)), k, "passage "),
+        **_ranking_metrics(articles, len(relevant_articles), k, "article "),
+    }
+    row.curve = [hit_at(passages, i) for i in range(1, CURVE_K + 1)]
+    for hit, rel in zip(row.retrieved, judged, strict=True):
+        hit["relevant"] = rel
+    return row
 
 
 @dataclass(slots=True)

@@ -35,36 +35,70 @@ def retrieval_report(demo_services: Services, tmp_path_factory: pytest.TempPathF
 
 def test_retrieval_quality_on_the_demo_archive_holds(retrieval_report: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
     report, _ = retrieval_report
-    hit5 = report["retrievers"]["default"]["metrics"]["passage hit@5"]
-    assert hit5["n"] == report["judged_questions"] == 24
+    answer_string = report["sets"]["answer string"]
+    hit5 = answer_string["retrievers"]["default"]["metrics"]["passage hit@5"]
+    assert hit5["n"] == answer_string["judged_questions"] == 22
     assert hit5["mean"] >= MIN_DEFAULT_HIT_AT_5, f"default retriever passage hit@5 fell to {hit5['mean']:.3f}"
+    # The two questions that name their article are judged by it, in the topical set only.
+    topical = report["sets"]["topical"]
+    assert topical["judged_questions"] == topical["questions"] == 2
+    assert topical["retrievers"]["default"]["metrics"]["article hit@5"]["mean"] == 1.0
 
 
 def test_retrieval_report_files(retrieval_report: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
     report, out = retrieval_report
-    assert report["no_relevant_in_archive"] == 3  # the off-archive questions and the one asked too early
+    # The off-archive questions and the one asked too early.
+    assert report["sets"]["answer string"]["no_relevant_in_archive"] == 3
+    assert report["questions"] == 27 and report["latency_ms"]["dense"]["n"] == 27
     rows = [json.loads(line) for line in (out / "per_question.jsonl").read_text().splitlines()]
-    assert len(rows) == 27 * 3
+    assert len(rows) == 27 * 3  # each demo question is in one set
+    assert sum(r["judgement"] == "topical" for r in rows) == 2 * 3
     follow_up = next(r for r in rows if r["question"]["id"] == "qaratapa-followup")
     assert "Qaratapa-Hamrin" in follow_up["query"]
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = (out / "report.md").read_text()
     assert "| hit@5 |" in markdown and "dense - bm25" in markdown
-    for metric, estimate in report["retrievers"]["bm25"]["metrics"].items():
-        assert estimate["low"] <= estimate["mean"] <= estimate["high"], metric
-    assert len(report["retrievers"]["dense"]["hit_curve"]) == 10
+    # Topical first, and article level before passage level within each set.
+    assert markdown.index("## Topical set") < markdown.index("## Answer-string set")
+    assert markdown.index("### Article level") < markdown.index("### Passage level")
+    for entry in report["sets"].values():
+        for metric, estimate in entry["retrievers"]["bm25"]["metrics"].items():
+            assert estimate["low"] <= estimate["mean"] <= estimate["high"], metric
+        assert len(entry["retrievers"]["dense"]["hit_curve"]) == 10
 
 
 def test_judged_questions_are_reported_by_kind(retrieval_report: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
     report, out = retrieval_report
-    kinds = report["by_kind"]
-    # rate-january (as of 1 February) is answered by demo-007, published on 25 January; the rest have no as_of.
-    assert kinds["fresh"]["questions"] == 1 and kinds["undated"]["questions"] == 23
-    assert "background" not in kinds
-    assert sum(k["questions"] for k in kinds.values()) == report["judged_questions"]
+    # No question judged by its answer string has an as_of; of the two labelled ones, rate-january (as of
+    # 1 February) is about demo-007, published on 25 January.
+    assert {k: e["questions"] for k, e in report["sets"]["answer string"]["by_kind"].items()} == {"undated": 22}
+    kinds = report["sets"]["topical"]["by_kind"]
+    assert {k: e["questions"] for k, e in kinds.items()} == {"fresh": 1, "undated": 1}
     assert kinds["fresh"]["retrievers"]["default"]["article hit@5"]["n"] == 1
     markdown = (out / "report.md").read_text()
-    assert "## By question kind" in markdown and "| fresh | 1 | article hit@5 |" in markdown
+    assert "### By question kind" in markdown and "| fresh | 1 | article hit@5 |" in markdown
+
+
+def test_a_labelled_question_is_judged_by_its_labels_and_by_its_answer(demo_services: Services) -> None:
+    """Topical labels and the answer string judge the same ranking apart: labelled with an article that
+    is not about it, the question finds its answer (answer string) but not its "topic" (topical)."""
+    question = Question(
+        id="mislabelled",
+        question="Who commands the Qaratapa-Hamrin sector?",
+        answers=("Mardan Salih",),
+        relevant=("https://meridian-wire.example/2023/12/solvane-processor",),
+    )
+    rows = evaluate_retrieval(demo_services, [question], ["bm25"], 10, _quiet)
+    by_set = {r.judgement: r for r in rows}
+    assert set(by_set) == {"topical", "answer string"}
+    assert by_set["answer string"].metrics["article hit@1"] == 1.0
+    assert by_set["topical"].metrics["article hit@1"] == 0.0
+    # One retrieval, judged twice.
+    assert [h["chunk_id"] for h in by_set["topical"].retrieved] == [
+        h["chunk_id"] for h in by_set["answer string"].retrieved
+    ]
+    topical_hits = [h for h in by_set["topical"].retrieved if h["relevant"]]
+    assert all(h["article_id"] == "demo-016" for h in topical_hits)
 
 
 def _day(iso: str) -> datetime:

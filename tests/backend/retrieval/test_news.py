@@ -81,6 +81,18 @@ def test_recency_preference_orders_equal_candidates_by_age() -> None:
     assert [h.chunk.id for h in hits] == ["newer", "older"]
 
 
+def test_recency_is_measured_from_as_of_and_gives_way_to_a_window_in_the_question() -> None:
+    chunks = [chunk("early", 2), chunk("late", 9)]
+    retriever, _ = news(chunks, time_mode="boost", time_boost=0.2, recency_weight=0.5)
+    # Asked on 10 June, the late article is the fresher one.
+    assert [h.chunk.id for h in retriever.retrieve(SearchQuery("q", k=5, as_of=date(2023, 6, 10)))] == ["late", "early"]
+    # "last week" (1 to 7 June) holds the early one: the window decides, recency adds nothing beside it.
+    windowed = SearchQuery("q", k=5, as_of=date(2023, 6, 10), reading=LAST_WEEK)
+    assert [h.chunk.id for h in retriever.retrieve(windowed)] == ["early", "late"]
+    # Without as_of there is nothing to be recent to: the first stage's order stands.
+    assert [h.chunk.id for h in retriever.retrieve(SearchQuery("q", k=5))] == ["early", "late"]
+
+
 def test_a_named_outlet_filters_unless_the_request_names_outlets_itself() -> None:
     chunks = [chunk("a", 1, "Wire"), chunk("b", 2, "The Verge")]
     retriever, _ = news(chunks)
