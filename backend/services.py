@@ -16,6 +16,7 @@ from backend.answering.reader import Reader
 from backend.answering.rewrite import LLMCondenser, rewrite_followup
 from backend.answering.sessions import SessionStore
 from backend.answering.short import ShortAnswerer
+from backend.core.encoder import EncoderIdentity
 from backend.core.protocols import AnswerGenerator, ArchiveWriter, Embedder, Retriever
 from backend.core.types import Turn
 from backend.embedding import BatchingEmbedder, CachedEmbedder, build_embedder
@@ -48,8 +49,10 @@ class Services:
     writer: ArchiveWriter | None = None
 
 
-def build_store(settings: Settings) -> ChromaStore:
-    return ChromaStore(open_client(settings.chroma, settings.chroma_dir), settings.chroma.collection)
+def build_store(settings: Settings, encoder: EncoderIdentity | None = None) -> ChromaStore:
+    """With ``encoder``, an archive embedded by another encoder is refused (``EncoderMismatch``), and the
+    encoder is recorded with the first vectors; without, the store is opened for what needs no vectors."""
+    return ChromaStore(open_client(settings.chroma, settings.chroma_dir), settings.chroma.collection, encoder)
 
 
 def build_registry(settings: Settings) -> ArticleRegistry:
@@ -133,14 +136,15 @@ def build_retriever(
 
 
 def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
-    """``embedder`` lets a caller that already loaded the model (tests, ingest) share it."""
+    """``embedder`` lets a caller that already loaded the model (tests, ingest) share it. Raises
+    ``EncoderMismatch`` where the archive's vectors were made by another encoder: nothing is served then."""
     embedder = embedder or build_embedder(settings.embedding)
     # Questions and answer sentences go through a cache, then are encoded together with those of concurrent
     # requests; ingest (the writer) uses the model directly.
     asking: Embedder = BatchingEmbedder(embedder) if settings.embedding.batch_queries else embedder
     if settings.embedding.cache_size:
         asking = CachedEmbedder(asking, settings.embedding.cache_size)
-    store = build_store(settings)
+    store = build_store(settings, embedder.identity())
     lexical = build_lexical(settings)
     registry = build_registry(settings)
     reader = QueryReader(registry.outlets)

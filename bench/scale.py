@@ -49,10 +49,11 @@ def _source_chunks(source: Path) -> Iterator[tuple[list[str], list[Any], list[st
     from chromadb.config import Settings as ChromaClientSettings
 
     from backend.settings import Settings
+    from backend.store.chroma import live_collection
 
     settings = Settings(data_dir=source)
     client = chromadb.PersistentClient(str(settings.chroma_dir), ChromaClientSettings(anonymized_telemetry=False))
-    collection = client.get_collection(settings.chroma.collection)
+    collection = client.get_collection(live_collection(client, settings.chroma.collection))  # after a reindex too
     offset = 0
     while True:
         page = collection.get(include=["embeddings", "documents", "metadatas"], limit=_PAGE, offset=offset)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 
@@ -17,7 +17,7 @@ from eval.cli import app as eval_app
 
 if TYPE_CHECKING:
     from backend.settings import Settings
-    from ingest.pipeline import Ingestor, IngestReport
+    from ingest.pipeline import Ingestor
 
 app = typer.Typer(
     help="Byline: ask a news archive questions, get answers that cite the articles.",
@@ -51,11 +51,15 @@ def feedback_export(
     typer.echo(f"{count} feedback records written to {out}", err=True)
 
 
-def _progress(quiet: bool) -> Callable[[IngestReport], None]:
+class _Reporting(Protocol):
+    def progress_line(self) -> str: ...
+
+
+def _progress(quiet: bool) -> Callable[[_Reporting], None]:
     """A one-line bar on a terminal (bytes done, articles, chunks/s, ETA); a log line per batch otherwise."""
     tty = sys.stderr.isatty()
 
-    def show(report: IngestReport) -> None:
+    def show(report: _Reporting) -> None:
         if quiet:
             return
         line = report.progress_line()
@@ -83,12 +87,20 @@ def _local_settings() -> Settings:
 
 
 def _ingestor() -> Ingestor:
+    """Refuses (``EncoderMismatch``) an archive whose vectors another encoder made."""
     from backend.embedding import build_embedder
     from backend.services import build_registry, build_store
     from ingest.pipeline import Ingestor
 
     settings = _local_settings()
-    return Ingestor(settings, build_embedder(settings.embedding), build_store(settings), build_registry(settings))
+    embedder = build_embedder(settings.embedding)
+    return Ingestor(settings, embedder, build_store(settings, embedder.identity()), build_registry(settings))
+
+
+def _refused(exc: Exception) -> typer.Exit:
+    """A refusal to touch the archive as it is (another writer, another encoder's vectors): exit status 2."""
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(2)
 
 
 @app.command()
@@ -110,6 +122,7 @@ def ingest(
     Unchanged articles are not embedded again; broken files and records are reported and skipped.
     The exit status is 1 only when nothing could be ingested.
     """
+    from backend.core.errors import EncoderMismatch
     from backend.services import build_store
     from ingest.pipeline import ArchiveWriteError, WriterBusyError, storage_errors
 
@@ -120,9 +133,8 @@ def ingest(
                 typer.echo(f"The archive in {settings.data_dir} already has {count} chunks; nothing to do.")
                 return
             report = _ingestor().ingest(paths, progress=_progress(quiet), prune=prune)
-    except WriterBusyError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    except (WriterBusyError, EncoderMismatch) as exc:
+        raise _refused(exc) from exc
     except ArchiveWriteError as exc:
         typer.echo(f"error: {exc} (data directory: {settings.data_dir})", err=True)
         raise typer.Exit(1) from exc
@@ -251,6 +263,7 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
+    _check_encoder(settings)
     if warning := exposure_warning(host, bool(settings.api_key_list())):
         typer.echo(warning, err=True)
     from byline.server import proxy_options
@@ -264,6 +277,23 @@ def serve(
         workers=workers,
         **proxy_options(settings),
     )
+
+
+def _check_encoder(settings: Settings) -> None:
+    """Refuse (exit 2) to serve an archive whose vectors another encoder made, before any worker starts.
+
+    Each worker checks again as it builds its services (``byline.server.create``); a Chroma server that is
+    down is left to them, which answer 503 until it is back."""
+    from backend.core.errors import EncoderMismatch, StoreUnavailable
+    from backend.embedding import build_embedder
+    from backend.services import build_store
+
+    try:
+        build_store(settings, build_embedder(settings.embedding).identity())
+    except EncoderMismatch as exc:
+        raise _refused(exc) from exc
+    except StoreUnavailable:
+        pass
 
 
 @app.command()
@@ -307,10 +337,15 @@ def ask(
     Runs in this process: do not point it at a data directory a running server is using.
     """
     from backend.core.dates import today_utc
+    from backend.core.errors import EncoderMismatch
     from backend.services import build_services
 
     day = _parse_day(as_of) or today_utc()
-    answer = build_services(_local_settings()).answers.ask(question, session_id=session, as_of=day, k=k)
+    try:
+        services = build_services(_local_settings())
+    except EncoderMismatch as exc:
+        raise _refused(exc) from exc
+    answer = services.answers.ask(question, session_id=session, as_of=day, k=k)
     typer.echo(answer.text)
     if answer.citations:
         typer.echo("\nSources:")
@@ -318,3 +353,70 @@ def ask(
         when = c.published_at.date().isoformat() if c.published_at else "undated"
         typer.echo(f"[{c.n}] {c.title} ({c.source or 'unknown outlet'}, {when}) {c.url or c.article_id}")
     typer.echo(f"\nsession: {answer.session_id}")
+
+
+@app.command()
+def reindex(
+    batch_size: Annotated[int, typer.Option(min=1, help="Chunks embedded and written per batch.")] = 256,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")] = False,
+) -> None:
+    """Re-embed every chunk of the archive with the configured embedder (BYLINE_EMBEDDING__MODEL).
+
+    Needed after changing the model: the server refuses an archive another encoder embedded. The old vectors
+    stay live until the new ones are complete; a run that is stopped resumes where it was when run again."""
+    from backend.embedding import build_embedder
+    from ingest.pipeline import ArchiveWriteError, WriterBusyError
+    from ingest.reindex import reindex as run_reindex
+
+    settings = _local_settings()
+    try:
+        report = run_reindex(
+            settings, build_embedder(settings.embedding), progress=_progress(quiet), batch_size=batch_size
+        )
+    except WriterBusyError as exc:
+        raise _refused(exc) from exc
+    except ArchiveWriteError as exc:
+        typer.echo(f"error: {exc} (data directory: {settings.data_dir})", err=True)
+        raise typer.Exit(1) from exc
+    if not quiet and sys.stderr.isatty():
+        sys.stderr.write("\n")
+    typer.echo(report.summary())
+
+
+@app.command()
+def tune(
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training pairs.")] = 1,
+    max_pairs: Annotated[int, typer.Option(min=4, help="Articles used at most (a seeded sample).")] = 2000,
+    batch_size: Annotated[
+        int, typer.Option(min=2, help="Pairs per step; the others in a batch are its negatives.")
+    ] = 32,
+    seed: Annotated[int, typer.Option(help="Seeds the sample, the held-out split and the training.")] = 0,
+    held_out: Annotated[
+        float, typer.Option(min=0.01, max=0.5, help="Share of the articles kept out to measure.")
+    ] = 0.1,
+) -> None:
+    """Fine-tune the embedding model on the archive's own headlines and leads (CPU; pip install '.[tune]').
+
+    Each headline is a question whose answer is its article's first chunk; the other articles of a batch are
+    the wrong answers. Reports headline -> article hit@1 and MRR on held-out articles for the stock and the
+    tuned model, saves the tuned one under BYLINE_DATA_DIR/models/ and says how to use it. It never touches
+    the archive's vectors: use the model, then run `byline reindex`."""
+    from backend.services import build_store
+    from ingest.tune import TuneError
+    from ingest.tune import tune as run_tune
+
+    settings = _local_settings()
+    try:
+        report = run_tune(
+            settings,
+            build_store(settings),
+            epochs=epochs,
+            max_pairs=max_pairs,
+            batch_size=batch_size,
+            seed=seed,
+            held_out=held_out,
+            say=lambda line: typer.echo(line, err=True),
+        )
+    except TuneError as exc:
+        raise _refused(exc) from exc
+    typer.echo(report.summary())

@@ -15,6 +15,7 @@ from typing import IO, Any
 from fastapi import FastAPI
 
 from backend.api.app import create_app
+from backend.core.errors import EncoderMismatch
 from backend.services import build_services
 from backend.settings import Settings, get_settings
 from backend.store.ownership import hold_for_server
@@ -56,7 +57,11 @@ def create() -> FastAPI:
     settings = get_settings()
     if settings.chroma.mode == "embedded":
         _held.append(hold_for_server(settings.data_dir))
-    services = with_writer(build_services(settings))
+    try:
+        services = with_writer(build_services(settings))
+    except EncoderMismatch as exc:  # never serve questions embedded by one model against another's vectors
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(2) from exc
     services.embedder.load()  # before the first request, not during it
     services.lexical.warm()
     return create_app(services)

@@ -21,13 +21,21 @@ class PreparedChunk:
     embed_text: str  # what the model sees: a short header and the chunk's own words
 
 
-def header(article: Article) -> str:
+def header(article: Article | Chunk) -> str:
     parts = [
         article.title,
         article.source or "",
         article.published_at.date().isoformat() if article.published_at else "",
     ]
     return " | ".join(p for p in parts if p)
+
+
+def embed_text(chunk: Chunk, with_header: bool) -> str:
+    """What the model sees for a chunk: its words, after a "title | outlet | date" header where
+    ``chunking.header`` is on. Ingest and ``byline reindex`` both call this, so a re-embedded chunk gets
+    the vector an ingest would have written."""
+    head = header(chunk) if with_header else ""
+    return f"{head}\n{chunk.text}" if head else chunk.text
 
 
 def _pieces(text: str, count_tokens: TokenCounter, budget: int) -> list[tuple[int, int, int]]:
@@ -112,5 +120,5 @@ def chunk_article(
             published_at=article.published_at,
             cluster_id=cluster_id,
         )
-        out.append(PreparedChunk(chunk=chunk, embed_text=f"{head}\n{text}" if head else text))
+        out.append(PreparedChunk(chunk=chunk, embed_text=embed_text(chunk, with_header)))
     return out

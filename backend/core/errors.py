@@ -58,3 +58,13 @@ class StoreUnavailable(BylineError):
     status = 503
     title = "Service unavailable"
     retry_after_s = 5
+
+
+class EncoderMismatch(StoreUnavailable):
+    """The archive's vectors were made by another encoder than the configured one (see ``backend.core.encoder``).
+
+    A ``StoreUnavailable``: the store cannot answer this process's questions, ``/health`` and ``/ready`` say
+    so, and a command line refuses with the message (exit 2), which names both encoders and the way out."""
+
+    title = "Archive embedded with another model"
+    retry_after_s = 60

