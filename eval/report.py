@@ -298,8 +298,8 @@ def _set_markdown(title: str, entry: dict[str, Any], names: Sequence[str], fresh
             "### By question kind",
             "",
             f"fresh: an article published in the {fresh_days} days before as_of is relevant (the news asked"
-            " about, most likely). background: only older articles are; judged by the answer string, often"
-            " articles that name it in passing, so these numbers measure luck as much as retrieval."
+            " about, most likely). background: only older articles are; where the answer string judges, these"
+            " are often articles that name it in passing, so their numbers measure luck as much as retrieval."
             " undated: no as_of.",
             "",
             "| kind | n | metric | " + " | ".join(names) + " |",

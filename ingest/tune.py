@@ -134,7 +134,7 @@ def tune(
         )
         from sentence_transformers.base.sampler import BatchSamplers
         from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
     except ImportError as exc:
         raise TuneError(f"tuning needs the training extras: pip install '.[tune]' ({exc})") from exc
 
@@ -175,6 +175,23 @@ def tune(
         )
         for printer in (PrinterCallback, ProgressCallback):  # they print a metrics dict on standard output
             trainer.remove_callback(printer)
+
+        class Steps(TrainerCallback):
+            """A progress line every 10 seconds and at the end: steps done, of all, and the time left."""
+
+            shown = 0.0
+
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                now = time.perf_counter()
+                if now - self.shown < 10 and state.global_step < state.max_steps:
+                    return
+                self.shown = now
+                spent = now - train_started
+                left = spent / max(state.global_step, 1) * (state.max_steps - state.global_step)
+                say(f"step {state.global_step}/{state.max_steps}, {spent:.0f} s, about {left:.0f} s left")
+
+        trainer.add_callback(Steps())
+        train_started = time.perf_counter()
         trainer.train()
         partial = Path(scratch) / "model"
         model.save(str(partial))

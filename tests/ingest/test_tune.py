@@ -69,6 +69,7 @@ def test_byline_tune_on_the_demo_archive_saves_a_model_and_reports_the_held_out_
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "on 22 headline -> lead pairs (1 epoch, batch 8, seed 1)" in out, out
+    assert re.search(r"step 3/3, \d+ s", result.stderr), result.stderr  # 22 pairs in batches of 8: the last step shows
     assert "held out: 2 articles, each headline ranked against the leads of 24" in out
     assert re.search(r"stock\s+[01]\.\d{3}\s+[01]\.\d{3}", out) and re.search(r"tuned\s+[01]\.\d{3}\s+[01]\.\d{3}", out)
     saved = re.search(r"BYLINE_EMBEDDING__MODEL=(\S+)", out)
