@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from backend.answering.question import OTHER, analyze_question
 from backend.answering.sessions import new_session_id
 from backend.core.dates import end_of_day
+from backend.core.filters import matches
 from backend.core.protocols import Retriever
-from backend.core.types import Chunk, Hit, ShortAnswer
+from backend.core.types import Chunk, Hit, SearchQuery, ShortAnswer
 from backend.services import Services, build_retriever
 from eval.metrics import (
     Ranked,
@@ -102,8 +103,7 @@ class Judge:
 
         Asked of passages of any chunking, so the tutorial baseline's are judged by the same rule.
         """
-        published = chunk.published_at
-        if question.as_of is not None and published is not None and published.timestamp() > end_of_day(question.as_of):
+        if not matches(chunk.published_at, chunk.source, SearchQuery(question.question, as_of=question.as_of)):
             return False
         if by is None:
             by = TOPICAL if question.relevant else ANSWER_STRING

@@ -159,3 +159,17 @@ _INSTRUCTION = re.compile(
 
 def looks_like_instruction(sentence: str) -> bool:
     return bool(_INSTRUCTION.search(sentence))
+
+
+_NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def source_key(name: str) -> str:
+    """Outlet names compared without case, spaces or punctuation ("The Verge" == "the-verge")."""
+    return _NON_ALNUM.sub("", name.casefold())
+
+
+@functools.lru_cache(maxsize=256)
+def source_keys(sources: tuple[str, ...]) -> frozenset[str]:
+    """The keys of a filter's outlets, computed once per filter rather than once per chunk tested."""
+    return frozenset(source_key(s) for s in sources)

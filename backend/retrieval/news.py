@@ -20,13 +20,12 @@ from datetime import date
 
 from backend.core.dates import end_of_day
 from backend.core.protocols import Retriever
-from backend.core.text import content_terms
+from backend.core.text import content_terms, source_key, source_keys
 from backend.core.types import Chunk, DateWindow, Hit, SearchFilters, SearchQuery
 from backend.retrieval.hybrid import fuse_rrf, fuse_weighted
 from backend.retrieval.rerank import Reranker
 from backend.settings import RetrievalSettings
 from backend.store.articles import ArticleRegistry
-from backend.store.chroma import source_key, source_keys
 
 _DAY = 86_400
 

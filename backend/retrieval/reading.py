@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import date
 
+from backend.core.text import source_key
 from backend.core.types import Reading, SearchFilters, SearchQuery
 from backend.retrieval.timeframe import read_window
-from backend.store.chroma import source_key
 
 # Words around an outlet's name that make it a source rather than a subject:
 # "according to Reuters", "in the BBC", "what did The Verge report", "Reuters reported".

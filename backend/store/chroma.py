@@ -18,7 +18,6 @@ import shutil
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,23 +30,12 @@ from chromadb.errors import NotFoundError
 from backend.core.dates import end_of_day, parse_datetime, start_of_day
 from backend.core.encoder import EncoderIdentity
 from backend.core.errors import EncoderMismatch, StoreUnavailable
+from backend.core.filters import matches
+from backend.core.text import source_key, source_keys
 from backend.core.types import Chunk, Hit, SearchQuery
 from backend.settings import ChromaSettings
 
 Scalar = str | int | float | bool
-
-_NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
-
-
-def source_key(name: str) -> str:
-    """Outlet names compared without case, spaces or punctuation ("The Verge" == "the-verge")."""
-    return _NON_ALNUM.sub("", name.casefold())
-
-
-@lru_cache(maxsize=256)
-def source_keys(sources: tuple[str, ...]) -> frozenset[str]:
-    """The keys of a filter's outlets, computed once per filter rather than once per chunk tested."""
-    return frozenset(source_key(s) for s in sources)
 
 
 def chunk_metadata(chunk: Chunk) -> dict[str, Scalar]:
@@ -106,16 +94,8 @@ def build_where(query: SearchQuery) -> dict[str, Any] | None:
 
 
 def passes(chunk: Chunk, query: SearchQuery) -> bool:
-    """The filters of ``build_where``, applied to a chunk in Python."""
-    published = int(chunk.published_at.timestamp()) if chunk.published_at else None
-    if query.as_of is not None and published is not None and published > end_of_day(query.as_of):
-        return False
-    f = query.filters
-    if f.published_after is not None and (published is None or published < start_of_day(f.published_after)):
-        return False
-    if f.published_before is not None and (published is None or published > end_of_day(f.published_before)):
-        return False
-    return not f.sources or source_key(chunk.source or "") in source_keys(f.sources)
+    """The filters of ``build_where``, applied to a chunk in Python: the reference, ``matches``."""
+    return matches(chunk.published_at, chunk.source, query)
 
 
 def join_chunks(texts: Sequence[str]) -> str:

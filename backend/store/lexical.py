@@ -23,10 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from backend.core.dates import end_of_day, start_of_day
-from backend.core.text import content_terms
+from backend.core.text import content_terms, source_key, source_keys
 from backend.core.types import Chunk, SearchQuery
 from backend.store import sqlite
-from backend.store.chroma import source_key, source_keys
 
 # Postings name a chunk by an integer ``doc`` number, never reused (AUTOINCREMENT), so a process turns a
 # term's postings into array rows with one numpy lookup instead of a dictionary lookup per chunk id.
