@@ -6,7 +6,8 @@ import ipaddress
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Protocol
@@ -103,6 +104,22 @@ def _refused(exc: Exception) -> typer.Exit:
     return typer.Exit(2)
 
 
+@contextmanager
+def _archive_errors(data_dir: Path) -> Iterator[None]:
+    """A command that writes the archive: refused (exit 2) while another writer holds it or another encoder
+    made its vectors; failed (exit 1) on a full disk or a read-only data directory."""
+    from backend.core.errors import EncoderMismatch
+    from ingest.pipeline import ArchiveWriteError, WriterBusyError
+
+    try:
+        yield
+    except (WriterBusyError, EncoderMismatch) as exc:
+        raise _refused(exc) from exc
+    except ArchiveWriteError as exc:
+        typer.echo(f"error: {exc} (data directory: {data_dir})", err=True)
+        raise typer.Exit(1) from exc
+
+
 @app.command()
 def ingest(
     paths: Annotated[
@@ -122,22 +139,15 @@ def ingest(
     Unchanged articles are not embedded again; broken files and records are reported and skipped.
     The exit status is 1 only when nothing could be ingested.
     """
-    from backend.core.errors import EncoderMismatch
     from backend.services import build_store
-    from ingest.pipeline import ArchiveWriteError, WriterBusyError, storage_errors
+    from ingest.pipeline import storage_errors
 
     settings = _local_settings()
-    try:
-        with storage_errors(settings.data_dir):
-            if if_empty and (count := build_store(settings).count()) > 0:
-                typer.echo(f"The archive in {settings.data_dir} already has {count} chunks; nothing to do.")
-                return
-            report = _ingestor().ingest(paths, progress=_progress(quiet), prune=prune)
-    except (WriterBusyError, EncoderMismatch) as exc:
-        raise _refused(exc) from exc
-    except ArchiveWriteError as exc:
-        typer.echo(f"error: {exc} (data directory: {settings.data_dir})", err=True)
-        raise typer.Exit(1) from exc
+    with _archive_errors(settings.data_dir), storage_errors(settings.data_dir):
+        if if_empty and (count := build_store(settings).count()) > 0:
+            typer.echo(f"The archive in {settings.data_dir} already has {count} chunks; nothing to do.")
+            return
+        report = _ingestor().ingest(paths, progress=_progress(quiet), prune=prune)
     if not quiet and sys.stderr.isatty():
         sys.stderr.write("\n")
     typer.echo(report.summary())
@@ -200,30 +210,21 @@ def delete(ids: Annotated[list[str], typer.Argument(help="Article ids or URLs.")
     """Remove articles (by id or URL) and their chunks from the archive."""
     from backend.services import build_lexical, build_registry, build_store
     from ingest.pipeline import (
-        ArchiveWriteError,
         ArticleNotFoundError,
-        WriterBusyError,
         delete_article,
         storage_errors,
     )
 
     settings = _local_settings()
     missing = 0
-    try:
-        with storage_errors(settings.data_dir):
-            store, registry, lexical = build_store(settings), build_registry(settings), build_lexical(settings)
-            for id_or_url in ids:
-                try:
-                    typer.echo(delete_article(settings, store, registry, lexical, id_or_url))
-                except ArticleNotFoundError as exc:
-                    typer.echo(f"error: {exc}", err=True)
-                    missing += 1
-    except WriterBusyError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    except ArchiveWriteError as exc:  # a full disk or a read-only data directory, as for ingest
-        typer.echo(f"error: {exc} (data directory: {settings.data_dir})", err=True)
-        raise typer.Exit(1) from exc
+    with _archive_errors(settings.data_dir), storage_errors(settings.data_dir):
+        store, registry, lexical = build_store(settings), build_registry(settings), build_lexical(settings)
+        for id_or_url in ids:
+            try:
+                typer.echo(delete_article(settings, store, registry, lexical, id_or_url))
+            except ArticleNotFoundError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                missing += 1
     if missing:
         raise typer.Exit(1)
 
@@ -365,19 +366,13 @@ def reindex(
     Needed after changing the model: the server refuses an archive another encoder embedded. The old vectors
     stay live until the new ones are complete; a run that is stopped resumes where it was when run again."""
     from backend.embedding import build_embedder
-    from ingest.pipeline import ArchiveWriteError, WriterBusyError
     from ingest.reindex import reindex as run_reindex
 
     settings = _local_settings()
-    try:
+    with _archive_errors(settings.data_dir):
         report = run_reindex(
             settings, build_embedder(settings.embedding), progress=_progress(quiet), batch_size=batch_size
         )
-    except WriterBusyError as exc:
-        raise _refused(exc) from exc
-    except ArchiveWriteError as exc:
-        typer.echo(f"error: {exc} (data directory: {settings.data_dir})", err=True)
-        raise typer.Exit(1) from exc
     if not quiet and sys.stderr.isatty():
         sys.stderr.write("\n")
     typer.echo(report.summary())

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from backend.answering.question import OTHER, analyze_question
 from backend.answering.sessions import new_session_id
-from backend.core.dates import end_of_day
 from backend.core.filters import matches
 from backend.core.protocols import Retriever
 from backend.core.types import Chunk, Hit, SearchQuery, ShortAnswer
@@ -86,15 +85,20 @@ class Judge:
                 if copy.url:
                     self.url_to_article.setdefault(copy.url, article_id)
 
+    def _cut(self, question: Question) -> SearchQuery:
+        """The question's date cut as a query for ``matches``, the filters' reference."""
+        return SearchQuery(question.question, as_of=question.as_of)
+
     def visible(self, question: Question) -> list[Chunk]:
         if question.as_of is None:
             return self.chunks
-        cutoff = end_of_day(question.as_of)
-        return [c for c in self.chunks if c.published_at is None or c.published_at.timestamp() <= cutoff]
+        cut = self._cut(question)
+        return [c for c in self.chunks if matches(c.published_at, c.source, cut)]
 
     def relevant(self, question: Question, by: str | None = None) -> tuple[set[str], set[str]]:
         """Relevant chunk ids and article ids among what the question may see."""
-        hits = [c for c in self.visible(question) if self.matches(question, c, by)]
+        judged = self._judged(question, by)
+        hits = [c for c in self.visible(question) if judged(c)]
         return {c.id for c in hits}, {c.article_id for c in hits}
 
     def matches(self, question: Question, chunk: Chunk, by: str | None = None) -> bool:
@@ -103,14 +107,17 @@ class Judge:
 
         Asked of passages of any chunking, so the tutorial baseline's are judged by the same rule.
         """
-        if not matches(chunk.published_at, chunk.source, SearchQuery(question.question, as_of=question.as_of)):
-            return False
+        return matches(chunk.published_at, chunk.source, self._cut(question)) and self._judged(question, by)(chunk)
+
+    def _judged(self, question: Question, by: str | None) -> Callable[[Chunk], bool]:
+        """The relevance rule of a judgement, its wanted articles resolved once per question."""
         if by is None:
             by = TOPICAL if question.relevant else ANSWER_STRING
         if by == TOPICAL:
             wanted = {self.url_to_article.get(r, r) for r in question.relevant or ()}
-            return chunk.article_id in wanted
-        return _contains_any(chunk.text, question.answers or ())
+            return lambda chunk: chunk.article_id in wanted
+        answers = question.answers or ()
+        return lambda chunk: _contains_any(chunk.text, answers)
 
 
 @dataclass(slots=True)

@@ -66,6 +66,12 @@ _OS_REASONS = {
 _LOW_SPACE = 1 << 20
 
 
+def progress_bar(done: float, seconds: float) -> tuple[str, float]:
+    """A 20-character bar for the share ``done`` (0 to 1) of a job running ``seconds``, and its ETA in seconds."""
+    eta = seconds * (1 - done) / done if 0 < done < 1 else 0.0
+    return f"[{'#' * int(done * 20):<20}] {done:4.0%}", eta
+
+
 def storage_problem(exc: BaseException, data_dir: Path) -> str | None:
     """What stopped a write, in words, or None when ``exc`` is not a storage failure.
 
@@ -150,10 +156,9 @@ class IngestReport:
     def progress_line(self) -> str:
         """One line for a progress display: share of bytes read, articles, chunk rate, ETA."""
         rate = self.chunks_written / self.seconds if self.seconds else 0.0
-        done = self.bytes_done / self.bytes_total if self.bytes_total else 0.0
-        eta = self.seconds * (1 - done) / done if 0 < done < 1 else 0.0
+        bar, eta = progress_bar(self.bytes_done / self.bytes_total if self.bytes_total else 0.0, self.seconds)
         return (
-            f"[{'#' * int(done * 20):<20}] {done:4.0%} articles {self.articles_seen} "
+            f"{bar} articles {self.articles_seen} "
             f"(new {self.articles_new}, updated {self.articles_updated}, unchanged {self.articles_unchanged}), "
             f"chunks {self.chunks_written} ({rate:.1f}/s), errors {len(self.errors)}, ETA {eta:.0f}s"
         )

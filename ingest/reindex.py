@@ -20,7 +20,7 @@ from backend.core.protocols import Embedder
 from backend.settings import DEFAULT_EMBEDDING_MODEL, Settings
 from backend.store.chroma import ChromaStore, Record, chunk_from_record, open_client, remove_dropped_files
 from ingest.chunking import embed_text
-from ingest.pipeline import storage_errors, writer_lock
+from ingest.pipeline import progress_bar, storage_errors, writer_lock
 
 
 @dataclass(slots=True)
@@ -41,11 +41,10 @@ class ReindexReport:
 
     def progress_line(self) -> str:
         """One line for a progress display, as ingest's: share done, chunks, rate, ETA."""
-        done = self.chunks_seen / self.chunks_total if self.chunks_total else 0.0
+        bar, eta = progress_bar(self.chunks_seen / self.chunks_total if self.chunks_total else 0.0, self.seconds)
         rate = self.chunks_embedded / self.seconds if self.seconds else 0.0
-        eta = self.seconds * (1 - done) / done if 0 < done < 1 else 0.0
         return (
-            f"[{'#' * int(done * 20):<20}] {done:4.0%} chunks {self.chunks_seen}/{self.chunks_total} "
+            f"{bar} chunks {self.chunks_seen}/{self.chunks_total} "
             f"(embedded {self.chunks_embedded}, kept {self.chunks_kept} from an earlier run), "
             f"{rate:.1f}/s, ETA {eta:.0f}s"
         )

@@ -420,17 +420,9 @@ class ChromaStore:
 
     def iter_chunks(self, page: int = 2000) -> Iterator[Chunk]:
         """Every stored chunk, page by page (for building the lexical index and for evaluation)."""
-        offset = 0
-        while True:
-            result = self._collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
-            ids = result["ids"]
-            if not ids:
-                return
-            documents = result["documents"] or []
-            metadatas = result["metadatas"] or []
-            for i, d, m in zip(ids, documents, metadatas, strict=True):
-                yield chunk_from_record(i, d, dict(m))
-            offset += len(ids)
+        for records in self.iter_records(page):
+            for i, d, m in records:
+                yield chunk_from_record(i, d, m)
 
     def article_text(self, article_id: str) -> str:
         """An article's stored text, rebuilt from its chunks in order, each overlap kept once."""

@@ -3,7 +3,6 @@
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -91,8 +90,8 @@ def test_the_reference_on_the_edges() -> None:
     assert matches(None, "the-verge", outlets) and not matches(None, None, outlets)
 
 
-def test_the_judge_uses_the_reference(tmp_path: Path) -> None:
-    """The evaluation's judge hides what a question may not see by the same rule."""
+def test_the_judge_hides_later_articles_and_keeps_undated_ones() -> None:
+    """The evaluation's judge cuts what a question may see at its as_of, as the stores do."""
     from eval.questions import Question
     from eval.runner import Judge
 
