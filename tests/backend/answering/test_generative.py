@@ -123,7 +123,8 @@ def test_a_follow_up_shares_one_timeout_between_the_rewrite_and_the_answer(
 
 def test_a_stream_gives_way_at_the_timeout(demo_services: Services, tmp_path: Path) -> None:
     """A model that streams too slowly is left at the deadline: what it sent is replaced by the extractive
-    answer, marked degraded; the same model fast enough is kept."""
+    answer, marked degraded; the same model given time enough is kept (a generous deadline: on a loaded
+    machine the retrieval before the model alone took longer than 2 s)."""
     reply = "Mardan Salih commands the Qaratapa-Hamrin sector [1]."
     slow = list(_chain(demo_services, tmp_path, Scripted(reply=reply, word_delay_s=0.6), timeout_s=2.0).stream(
         QARATAPA_QUESTION
@@ -132,7 +133,7 @@ def test_a_stream_gives_way_at_the_timeout(demo_services: Services, tmp_path: Pa
     assert isinstance(final, Answer) and final.degraded == "the language model did not answer within 2 s"
     assert len([e for e in slow if isinstance(e, str)]) < len(reply.split(" "))  # it was cut off
     assert "Mardan Salih" in final.text
-    fast = list(_chain(demo_services, tmp_path, Scripted(reply=reply, word_delay_s=0.01), timeout_s=2.0).stream(
+    fast = list(_chain(demo_services, tmp_path, Scripted(reply=reply, word_delay_s=0.01), timeout_s=60.0).stream(
         QARATAPA_QUESTION
     ))  # fmt: skip
     assert isinstance(fast[-1], Answer) and fast[-1].degraded is None and fast[-1].text == reply
