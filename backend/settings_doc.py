@@ -33,8 +33,7 @@ default below is the one the code uses.
 
 Every setting is an environment variable, or a line of a `.env` file in the working directory. Groups nest
 with `__`: `BYLINE_LLM__PROVIDER=ollama`. Values are read as their type says: `true`/`false`, numbers, and
-JSON for objects. Names are not case-sensitive. Secrets are shown here as set or unset, never by value, and
-are never logged.
+JSON for objects. Names are not case-sensitive. Secrets are shown here as set or unset, never by value.
 """
 
 
@@ -119,22 +118,24 @@ def _type(annotation: Any) -> str:
     return str(annotation)
 
 
+# The constraints pydantic keeps in a field's metadata, and how each reads on the page.
+_BOUNDS = (
+    (annotated_types.Ge, "ge", "≥ {}"),
+    (annotated_types.Gt, "gt", "> {}"),
+    (annotated_types.Le, "le", "≤ {}"),
+    (annotated_types.Lt, "lt", "< {}"),
+    (annotated_types.MinLen, "min_length", "at least {} characters"),
+    (annotated_types.MaxLen, "max_length", "at most {} characters"),
+)
+
+
 def _bounds(field: FieldInfo) -> str:
-    words = []
-    for item in field.metadata:
-        match item:
-            case annotated_types.Ge(ge=v):
-                words.append(f"≥ {_number(v)}")
-            case annotated_types.Gt(gt=v):
-                words.append(f"> {_number(v)}")
-            case annotated_types.Le(le=v):
-                words.append(f"≤ {_number(v)}")
-            case annotated_types.Lt(lt=v):
-                words.append(f"< {_number(v)}")
-            case annotated_types.MinLen(min_length=v):
-                words.append(f"at least {v} characters")
-            case annotated_types.MaxLen(max_length=v):
-                words.append(f"at most {v} characters")
+    words = [
+        form.format(_number(getattr(item, attr)))
+        for item in field.metadata
+        for kind, attr, form in _BOUNDS
+        if isinstance(item, kind)
+    ]
     return f" ({', '.join(words)})" if words else ""
 
 

@@ -27,7 +27,10 @@ HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 
 def test_configuration_page_is_the_settings_model() -> None:
     committed = (ROOT / PAGE).read_text(encoding="utf-8")
-    assert committed == render(), f"{PAGE} differs from backend/settings.py: run `{COMMAND}` and commit the page"
+    assert committed == render(), (
+        f"{PAGE} differs from backend/settings.py: run `{COMMAND}` (or `python -m backend.settings_doc > {PAGE}`)"
+        " and commit the page"
+    )
 
 
 def _fields(model: type[BaseModel], path: str = "") -> list[tuple[str, str | None]]:
