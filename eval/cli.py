@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from backend.settings import AnswerSettings
 
 app = typer.Typer(
-    help="Measure retrieval and answers on a question set (see README: question-set format).", no_args_is_help=True
+    help="Measure retrieval and answers on a question set (its format: docs/evaluation.md).", no_args_is_help=True
 )
 
 DEFAULT_RETRIEVERS = ["dense", "bm25", "default"]

@@ -37,7 +37,7 @@ def collect(
 ) -> list[QuestionCandidates]:
     nlp = load_nlp()
     if nlp is None:
-        raise RuntimeError("spaCy's English model is not installed: the reader cannot run (see the README)")
+        raise RuntimeError("spaCy's English model is not installed: the reader cannot run (make install adds it)")
     reader = Reader(
         nlp, services.embedder, services.store.article_text, max_sources=services.settings.answer.max_sources
     )

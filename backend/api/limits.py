@@ -1,7 +1,7 @@
 """Rate limiting: one token bucket per caller, in process memory.
 
 Per process by design: several API workers each allow the configured rate, so a deployment with
-N workers allows N times as much (the README says so); a shared limiter belongs in the reverse proxy.
+N workers allows N times as much (docs/operations.md says so); a shared limiter belongs in the reverse proxy.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Reciprocal rank fusion (RRF) needs no score calibration; the weighted sum of per-list
 normalised scores keeps how much better the first hit is than the tenth. Both are measured in
-the evaluation suite (see the README's retrieval numbers).
+the evaluation suite (docs/evaluation.md, docs/retrieval.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ every fault test ends with (every SQLite store intact, both indexes agree, the r
 whole articles).
 
 The long variants carry the ``soak`` marker and run only with ``BYLINE_SOAK=1`` (``make soak``); their
-figures are written to ``reports/reliability/`` and printed, for the README's "Reliability" section.
+figures are written to ``reports/reliability/`` and printed, for the "Reliability" section of docs/operations.md.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def progress(message: str) -> None:
 
 
 def record_figures(name: str, figures: dict[str, Any]) -> None:
-    """Keep a run's figures (what was tried, how often, what was lost) for the README."""
+    """Keep a run's figures (what was tried, how often, what was lost) for docs/operations.md."""
     REPORTS.mkdir(parents=True, exist_ok=True)
     figures = {"recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **figures}
     (REPORTS / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")

@@ -82,7 +82,7 @@ class FakeLLM:
                 found = _SOURCE.search(prompt)
                 first = found.group(1).split(". ")[0].rstrip(".") if found else "No sources"
                 # The marker before the full stop: after it, the citation check reads "[1]" as a
-                # sentence of its own and drops it (see the README's Reliability section).
+                # sentence of its own and drops it (docs/operations.md, Reliability).
                 answer = f"{first} [1]."
                 if request.get("stream"):
                     chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "fake",
