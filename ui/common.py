@@ -70,6 +70,22 @@ def archive() -> dict[str, Any] | None:
         return None
 
 
+# Cached longer: a server reads the same formats until it is restarted.
+@st.cache_data(ttl=600, show_spinner=False)
+def _formats(api_url: str, api_key: str) -> dict[str, Any]:
+    return BylineClient(api_url, api_key or None).formats()
+
+
+def upload_formats() -> dict[str, Any] | None:
+    """The formats the server reads (labels and suffixes), or None after showing why they are missing."""
+    init_connection()
+    try:
+        return _formats(st.session_state["api_url"], st.session_state["api_key"])
+    except ApiError as exc:
+        st.caption(f"The server did not say which files it reads: {escape_markdown(str(exc))}")
+        return None
+
+
 def forget_archive() -> None:
     """After an ingest the counts and outlets are stale."""
     _archive.clear()
