@@ -9,16 +9,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from backend.answering.providers import PROVIDERS, Provider, register
 from backend.api.app import create_app
 from backend.services import Services, build_services
 from backend.settings import LLMSettings
+from tests.backend.answering.test_generative import Scripted
 from tests.conftest import HAS_LLAMA, QARATAPA_ID, QARATAPA_QUESTION, free_port
 
 needs_llama = pytest.mark.skipif(
@@ -65,34 +63,13 @@ def test_llamacpp_provider_runs_the_packaged_gguf_in_process(demo_services: Serv
     assert answer.citations and all(c.article_id in answer.retrieved for c in answer.citations)
 
 
-class Desk(BaseChatModel):
-    """A chat model that always files the same sentence, recording what it was asked."""
-
-    reply: str
-    asked: list[list[BaseMessage]] = Field(default_factory=list)
-
-    @property
-    def _llm_type(self) -> str:
-        return "desk"
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        self.asked.append(messages)
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(self.reply))])
-
-
 @pytest.fixture
 def desk() -> Iterator[dict[str, Any]]:
     """A provider named "desk" registered the way the shipped ones are; what it built and was probed with."""
     seen: dict[str, Any] = {"models": [], "probes": [], "problem": None}
 
     def build(settings: LLMSettings) -> BaseChatModel:
-        model = Desk(reply="Mardan Salih is the Peshmerga commander of the Qaratapa-Hamrin sector [1].")
+        model = Scripted(reply="Mardan Salih is the Peshmerga commander of the Qaratapa-Hamrin sector [1].")
         seen["models"].append((settings.model, model))
         return model
 
@@ -115,7 +92,7 @@ def test_a_registered_provider_is_chosen_built_and_probed_by_its_name(
     [(named, model)] = desk["models"]
     assert named == "night-editor"
     answer = services.answers.ask(QARATAPA_QUESTION)
-    assert model.asked and answer.degraded is None
+    assert model.prompts and answer.degraded is None
     assert "Mardan Salih" in answer.text and answer.citations[0].article_id == QARATAPA_ID
 
     with TestClient(create_app(services)) as client:
