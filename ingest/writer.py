@@ -20,9 +20,9 @@ from typing import Any, BinaryIO
 from chromadb.errors import ChromaError
 
 from backend.core.errors import Busy, NotFound
-from backend.core.types import Article, ArticleOutcome, FileOutcome, Removal
+from backend.core.types import Article, ArticleOutcome, FileFormat, FileOutcome, Removal
 from backend.services import Services
-from ingest.loaders import LoadError
+from ingest.loaders import FORMATS, LoadError, unsupported
 from ingest.normalize import RecordError, article_from_record
 from ingest.pipeline import ArchiveWriteError, ArticleNotFoundError, Ingestor, WriterBusyError, delete_article
 
@@ -97,9 +97,16 @@ class PipelineWriter:
             outcomes[index] = ArticleOutcome(index, article_id, status, detail)  # type: ignore[arg-type]
         return [outcomes[i] for i in range(len(records))]
 
+    def formats(self) -> list[FileFormat]:
+        return [FileFormat(f.name, f.label, f.suffixes) for f in FORMATS.values()]
+
     def add_file(self, name: str, data: BinaryIO) -> FileOutcome:
-        """Ingest one uploaded file, read by its name's suffix like a file given to ``byline ingest``."""
+        """Ingest one uploaded file, read by its name's suffix like a file given to ``byline ingest``.
+
+        A name no format reads is refused before the upload is copied or waits for the write lock."""
         shown = safe_name(name)
+        if reason := unsupported(Path(shown)):
+            return FileOutcome(shown, 0, 0, 0, 0, 0, errors=(f"{shown}: {reason}",), warnings=())
         folder = Path(tempfile.mkdtemp(prefix="byline-upload-"))
         try:
             path = folder / shown

@@ -13,6 +13,7 @@ from backend.embedding import SentenceTransformerEmbedder
 from backend.services import build_services
 from backend.settings import Settings
 from byline.cli import exposure_warning
+from ingest.loaders import FORMATS
 from ingest.pipeline import Ingestor
 from tests.conftest import DEMO, QARATAPA_ID, QARATAPA_QUESTION, free_port, running
 
@@ -33,6 +34,14 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("ingest", "serve", "ui", "ask", "reindex", "tune"):
         assert command in result.stdout
+
+
+def test_ingest_help_names_every_format_the_registry_reads(tmp_path: Path) -> None:
+    result = _run(["ingest", "--help"], tmp_path)
+    assert result.returncode == 0
+    flat = " ".join(result.stdout.replace("│", " ").split())  # the help as one line, whatever the wrapping
+    for fmt in FORMATS.values():
+        assert f"{fmt.label}: {', '.join(fmt.suffixes)}" in flat, fmt.name
 
 
 @pytest.mark.slow

@@ -139,6 +139,10 @@ class BylineClient:
             params["q"] = q.strip()
         return self._json("GET", "/articles", params=params)
 
+    def formats(self) -> JSONDict:
+        """The kinds of file ``upload`` may send, with their suffixes (a read-only server answers 503)."""
+        return self._json("GET", "/archive/formats")
+
     def upload(self, files: Sequence[tuple[str, bytes]]) -> list[JSONDict]:
         """Files to ingest, as (name, content); the server reads each by its name's extension."""
         parts = [("files", (name, content, "application/octet-stream")) for name, content in files]

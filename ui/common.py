@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -60,14 +61,29 @@ def _article(api_url: str, api_key: str, article_id: str) -> dict[str, Any]:
     return BylineClient(api_url, api_key or None).article(article_id)
 
 
-def archive() -> dict[str, Any] | None:
-    """The archive's counts, date range and outlets, or None after showing why they are missing."""
+# Cached longer: a server reads the same formats until it is restarted.
+@st.cache_data(ttl=600, show_spinner=False)
+def _formats(api_url: str, api_key: str) -> dict[str, Any]:
+    return BylineClient(api_url, api_key or None).formats()
+
+
+def _fetched(fetch: Callable[[str, str], dict[str, Any]], missing: str) -> dict[str, Any] | None:
     init_connection()
     try:
-        return _archive(st.session_state["api_url"], st.session_state["api_key"])
+        return fetch(st.session_state["api_url"], st.session_state["api_key"])
     except ApiError as exc:
-        st.caption(f"Archive unavailable: {escape_markdown(str(exc))}")
+        st.caption(f"{missing}: {escape_markdown(str(exc))}")
         return None
+
+
+def archive() -> dict[str, Any] | None:
+    """The archive's counts, date range and outlets, or None after showing why they are missing."""
+    return _fetched(_archive, "Archive unavailable")
+
+
+def upload_formats() -> dict[str, Any] | None:
+    """The formats the server reads (labels and suffixes), or None after showing why they are missing."""
+    return _fetched(_formats, "The server did not say which files it reads")
 
 
 def forget_archive() -> None:

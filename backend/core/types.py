@@ -176,6 +176,15 @@ class ArticleOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class FileFormat:
+    """A kind of file the archive writer reads, and the name suffixes that say so (lowercase, with the dot)."""
+
+    name: str
+    label: str
+    suffixes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class FileOutcome:
     """One uploaded file's ingest: counts, and every record that failed with the reason."""
 

@@ -1,8 +1,11 @@
 """Loaders turn files into raw records; each problem becomes a ``LoadError`` and the run goes on.
 
-A loader is chosen by extension, or by sniffing the first bytes when the extension says
-nothing (``.xml``, no extension). Every loader yields ``Loaded`` items: a record or an error
-message, where it was found, and how many bytes of the file are done (for progress).
+The formats are a registry, ``FORMATS``: one entry per kind of file with its suffixes, its loader and,
+for a kind that announces itself in its first bytes, how to tell. A file is read by its suffix, or
+by sniffing its first bytes when the suffix says nothing (``.xml``, no suffix). The CLI's help, the
+API's ``GET /archive/formats`` and so the chat's upload picker all read this registry; a new format
+is one ``register(Format(...))``. Every loader yields ``Loaded`` items: a record or an error message,
+where it was found, and how many bytes of the file are done (for progress).
 """
 
 from __future__ import annotations
@@ -21,24 +24,62 @@ from ingest.loaders.text import load_text
 from ingest.loaders.types import Loaded
 
 Loader = Callable[[Path], Iterator[Loaded]]
-
-BY_EXTENSION: dict[str, Loader] = {
-    ".jsonl": load_jsonl,
-    ".ndjson": load_jsonl,
-    ".json": load_json,
-    ".csv": load_csv,
-    ".tsv": load_csv,
-    ".txt": load_text,
-    ".text": load_text,
-    ".md": load_text,
-    ".markdown": load_text,
-    ".html": load_html,
-    ".htm": load_html,
-    ".rss": load_feed,
-    ".atom": load_feed,
-}
-SNIFFED = {".xml", ""}
 STDIN = Path("-")
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    name: str  # found by it; short and stable, as the API reports it
+    label: str  # for people: help texts, the upload page
+    suffixes: tuple[str, ...]  # lowercase, with the dot
+    # None: the suffix says nothing; the first bytes choose among the formats that announce themselves.
+    loader: Loader | None
+    # Whether a file's first bytes (lowercased, leading white space and BOM stripped) are of this format.
+    # Sniffing asks the formats in registration order.
+    announced: Callable[[bytes], bool] | None = None
+
+
+FORMATS: dict[str, Format] = {}
+
+
+def register(fmt: Format) -> Format:
+    taken = {s for f in FORMATS.values() for s in f.suffixes}
+    if fmt.name in FORMATS or taken & set(fmt.suffixes):
+        raise ValueError(f"format {fmt.name!r} or one of its suffixes {fmt.suffixes} is already registered")
+    FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def suffixes() -> tuple[str, ...]:
+    """Every suffix a file may end with to be read (a file named on its own may also have none)."""
+    return tuple(s for f in FORMATS.values() for s in f.suffixes)
+
+
+def describe() -> str:
+    """The formats with their suffixes, for a help text."""
+    return "; ".join(f"{f.label}: {', '.join(f.suffixes)}" for f in FORMATS.values())
+
+
+def format_for(suffix: str) -> Format | None:
+    return next((f for f in FORMATS.values() if suffix.lower() in f.suffixes), None)
+
+
+def _is_feed(head: bytes) -> bool:
+    return b"<rss" in head or b"<feed" in head or b"<rdf:rdf" in head
+
+
+def _is_html(head: bytes) -> bool:
+    return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
+
+
+register(Format("jsonl", "JSON Lines", (".jsonl", ".ndjson"), load_jsonl, lambda head: head.startswith(b"{")))
+register(Format("json", "JSON", (".json",), load_json, lambda head: head.startswith(b"[")))
+register(Format("csv", "CSV/TSV", (".csv", ".tsv"), load_csv))
+register(Format("text", "text or Markdown", (".txt", ".text", ".md", ".markdown"), load_text))
+# Before HTML: a feed may quote a page's markup in its first bytes.
+register(Format("feed", "RSS/Atom feeds", (".rss", ".atom"), load_feed, _is_feed))
+register(Format("html", "HTML pages", (".html", ".htm"), load_html, _is_html))
+register(Format("xml", "XML (a feed or a page, told by its first bytes)", (".xml",), None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,29 +104,30 @@ def sniff(path: Path) -> Loader | None:
     """Choose a loader from the first bytes: feeds, HTML pages and JSON announce themselves."""
     with path.open("rb") as fh:
         head = fh.read(2048).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if head.startswith((b"{", b"[")):
-        return load_json if head.startswith(b"[") else load_jsonl
-    if b"<rss" in head or b"<feed" in head or b"<rdf:rdf" in head:
-        return load_feed
-    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
-        return load_html
-    return None
+    return next((f.loader for f in FORMATS.values() if f.announced is not None and f.announced(head)), None)
 
 
 def loader_for(path: Path) -> Loader | None:
-    suffix = path.suffix.lower()
-    if suffix in BY_EXTENSION:
-        return BY_EXTENSION[suffix]
-    if suffix in SNIFFED:
+    fmt = format_for(path.suffix)
+    if fmt is not None and fmt.loader is not None:
+        return fmt.loader
+    if fmt is not None or not path.suffix:
         return sniff(path)
+    return None
+
+
+def unsupported(path: Path) -> str | None:
+    """Why a file named on its own cannot be read, judged by its name alone; None when it may be."""
+    if path.suffix and format_for(path.suffix) is None:
+        return f"unsupported file type {path.suffix!r}"
     return None
 
 
 def iter_files(paths: Iterable[Path]) -> Iterator[Path | LoadError]:
     """Files to load, folders walked recursively in a stable order; unusable paths as errors.
 
-    Inside folders, hidden files and files of other types are passed over silently (a folder
-    of articles often holds images too); a file named explicitly must be loadable.
+    Inside folders, hidden files and files of other types (no suffix included) are passed over silently
+    (a folder of articles often holds images too); a file named explicitly must be loadable.
     """
     for path in paths:
         if path == STDIN:
@@ -93,13 +135,13 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path | LoadError]:
         elif path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
                 hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
-                if hidden or (child.suffix.lower() not in BY_EXTENSION and child.suffix.lower() != ".xml"):
+                if hidden or format_for(child.suffix) is None:
                     continue
                 yield child
         elif not path.exists():
             yield LoadError(path, None, "no such file or folder")
-        elif path.suffix.lower() not in BY_EXTENSION and path.suffix.lower() not in SNIFFED:
-            yield LoadError(path, None, f"unsupported file type {path.suffix!r}")
+        elif reason := unsupported(path):
+            yield LoadError(path, None, reason)
         else:
             yield path
 

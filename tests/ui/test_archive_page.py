@@ -8,8 +8,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from backend.services import Services
-from tests.conftest import DEMO
+from ingest.loaders import FORMATS, suffixes
+from tests.conftest import DEMO, ServerThread
 from tests.ui.conftest import HOSTILE_ID, UNESCAPED, open_app, texts
+from ui.render import escape_markdown
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +90,24 @@ def test_an_upload_without_an_admin_key_is_refused_readably(monkeypatch: pytest.
     app.button(key="ingest").click().run()
     assert not app.exception
     assert "not allowed" in app.error[0].value and "admin key" in app.error[0].value
+
+
+def test_the_upload_picker_offers_exactly_the_suffixes_the_server_reads(
+    monkeypatch: pytest.MonkeyPatch, ui_api: str
+) -> None:
+    app = _archive_page(monkeypatch, ui_api)
+    picker = app.file_uploader(key="upload_files")
+    assert list(picker.proto.type) == list(suffixes())
+    assert {".text", ".markdown", ".ndjson", ".xml"} <= set(picker.proto.type)
+    labels = ", ".join(escape_markdown(f.label) for f in FORMATS.values())
+    assert f"{labels}; each file is read by its suffix." in _texts(app, "caption")
+
+
+def test_a_read_only_server_leaves_the_picker_open_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, demo_services: Services
+) -> None:
+    with ServerThread(demo_services) as read_only:
+        app = _archive_page(monkeypatch, read_only.url)
+    assert not app.file_uploader(key="upload_files").proto.type  # any file; the server reports what it refuses
+    said = [c for c in _texts(app, "caption") if c.startswith("The server did not say which files it reads")]
+    assert said and "started read\\-only" in said[0]

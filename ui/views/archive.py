@@ -11,11 +11,18 @@ from typing import Any
 import streamlit as st
 
 from ui.client import ApiError
-from ui.common import archive, client, connection_settings, forget_archive, show_archive_summary, show_article
+from ui.common import (
+    archive,
+    client,
+    connection_settings,
+    forget_archive,
+    show_archive_summary,
+    show_article,
+    upload_formats,
+)
 from ui.render import also_in_line, count, day, escape_markdown, highlight, query_terms, title_link
 
 PAGE_SIZE = 20
-UPLOAD_TYPES = ["jsonl", "ndjson", "json", "csv", "tsv", "txt", "md", "html", "htm", "rss", "atom", "xml"]
 state = st.session_state
 state.setdefault("browse_offset", 0)
 
@@ -127,10 +134,14 @@ with browse:
 with search:
     show_search()
 with add:
-    st.caption(
-        "JSON Lines, JSON, CSV/TSV, text or Markdown, HTML pages, RSS/Atom feeds; each file is read by its suffix."
-    )
-    chosen = st.file_uploader("Files to ingest", type=UPLOAD_TYPES, accept_multiple_files=True, key="upload_files")
+    # The server's list (ingest's format registry), so the picker never offers less or more than it reads;
+    # without it any file may be chosen and the server reports those it cannot read.
+    formats = upload_formats() or {}
+    # With their dots: a bare "text" is Streamlit's shortcut for any text/* file, not the suffix .text.
+    suffixes = [str(s) for s in formats.get("suffixes") or []]
+    if labels := [escape_markdown(str(f.get("label"))) for f in formats.get("formats") or []]:
+        st.caption(f"{', '.join(labels)}; each file is read by its suffix.")
+    chosen = st.file_uploader("Files to ingest", type=suffixes or None, accept_multiple_files=True, key="upload_files")
     if st.button("Ingest", key="ingest", type="primary", disabled=not chosen):
         state.upload_results = upload(list(chosen or []))
     show_upload_results(state.get("upload_results", []))

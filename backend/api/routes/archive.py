@@ -14,8 +14,10 @@ from backend.api.schemas import (
     ArticlesIn,
     ArticleSummaryOut,
     CopyOut,
+    FileFormatOut,
     FileOutcomeOut,
     FilesAdded,
+    FormatsOut,
     OutletOut,
     RemovalOut,
 )
@@ -54,6 +56,17 @@ def archive(services: Annotated[Services, Depends(get_services)]) -> ArchiveOut:
         last_published=parse_datetime(last),
         last_ingest=parse_datetime(services.registry.last_ingested()),
         outlets=[OutletOut(name=n, articles=c) for n, c in services.registry.outlets().items()],
+    )
+
+
+@router.get(
+    "/archive/formats", responses={503: {"description": "This server was started read-only: it reads no files"}}
+)
+def formats(services: Annotated[Services, Depends(get_services)]) -> FormatsOut:
+    """The kinds of file ``POST /articles/files`` reads, by suffix (as ``byline ingest`` does), for a file picker."""
+    known = _writer(services).formats()
+    return FormatsOut(
+        formats=[FileFormatOut.from_core(f) for f in known], suffixes=[s for f in known for s in f.suffixes]
     )
 
 
@@ -117,7 +130,7 @@ def add_articles(body: ArticlesIn, services: Annotated[Services, Depends(get_ser
 
 @upload_router.post("/articles/files", responses={**_WRITE_ERRORS, 413: {"description": "Upload too large"}})
 def add_files(files: list[UploadFile], services: Annotated[Services, Depends(get_services)]) -> FilesAdded:
-    """Upload files (JSONL, JSON, CSV, text, Markdown, HTML, RSS/Atom; read by their suffix) to ingest.
+    """Upload files to ingest, each read by its suffix (``GET /archive/formats`` lists them; JSONL, CSV, HTML, ...).
     Each file is reported by name: records read, what was stored, every record that failed and why."""
     limit = services.settings.api.max_articles_per_request
     if len(files) > limit:

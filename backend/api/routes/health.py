@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from backend.answering.llm import llm_problem
+from backend.answering.providers import llm_problem
 from backend.api.deps import get_services
 from backend.api.errors import problem
 from backend.api.schemas import HealthResponse, ReadyOut

@@ -17,6 +17,7 @@ from backend.api.limits import RateLimiter
 from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services, build_services
 from backend.settings import ApiSettings, Settings
+from ingest.loaders import FORMATS, suffixes
 from ingest.pipeline import writer_lock
 from ingest.writer import safe_name, with_writer
 from tests.conftest import DEMO, QARATAPA_ID, QARATAPA_QUESTION, ServerThread
@@ -142,6 +143,29 @@ def test_a_read_only_server_and_a_busy_archive_refuse_writes_with_503(
     read_only = TestClient(create_app(build_services(services.settings, embedder)))
     refused = read_only.post("/articles", json={"articles": [FRESH]})
     assert refused.status_code == 503 and "read-only" in refused.json()["detail"]
+
+
+def test_the_formats_a_server_reads_are_the_ingest_registry_and_refused_by_a_read_only_one(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    services = _writable(tmp_path, embedder)
+    client = TestClient(create_app(services))
+    answer = client.get("/archive/formats")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert [f["name"] for f in body["formats"]] == list(FORMATS)
+    assert body["suffixes"] == list(suffixes()) and {".text", ".markdown", ".xml"} <= set(body["suffixes"])
+    assert body["formats"][0] == {"name": "jsonl", "label": "JSON Lines", "suffixes": [".jsonl", ".ndjson"]}
+    # An upload no format reads is reported as before, without waiting for the write lock another writer holds.
+    with writer_lock(services.settings.data_dir):
+        photo = client.post("/articles/files", files=[("files", ("photo.PNG", b"\x89PNG", "image/png"))])
+    assert photo.status_code == 200
+    assert photo.json()["files"][0]["errors"] == ["photo.PNG: unsupported file type '.PNG'"]
+
+    read_only = TestClient(create_app(build_services(services.settings, embedder)))
+    refused = read_only.get("/archive/formats")
+    assert refused.status_code == 503 and refused.headers["content-type"] == "application/problem+json"
+    assert "read-only" in refused.json()["detail"]
 
 
 def test_bodies_beyond_the_limit_get_413_even_without_content_length(
@@ -288,6 +312,7 @@ def test_the_documentation_lists_every_route(server: ServerThread) -> None:
     assert httpx.get(f"{server.url}/docs", timeout=30).status_code == 200
     paths = httpx.get(f"{server.url}/openapi.json", timeout=30).json()["paths"]
     for path in ("/ask", "/ask/stream", "/search", "/sessions", "/sessions/{session_id}", "/feedback", "/archive",
-                 "/articles", "/articles/files", "/articles/{article_id}", "/v1/chat/completions", "/v1/models",
+                 "/archive/formats", "/articles", "/articles/files", "/articles/{article_id}", "/v1/chat/completions",
+                 "/v1/models",
                  "/health", "/ready"):  # fmt: skip
         assert path in paths, path

@@ -3,11 +3,13 @@
 import io
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ingest.loaders import LoadError, RawRecord, iter_files, load_file
+from ingest.loaders import FORMATS, Format, LoadError, RawRecord, iter_files, load_file, register, suffixes
+from ingest.loaders.types import Loaded
 from ingest.normalize import article_from_record
 
 
@@ -154,3 +156,36 @@ def test_byte_offsets_reach_the_file_size(tmp_path: Path) -> None:
     path.write_text("".join(json.dumps({"text": f"t{i}"}) + "\n" for i in range(5)), encoding="utf-8")
     offsets = [offset for _, offset in load_file(path)]
     assert offsets == sorted(offsets) and offsets[-1] == path.stat().st_size
+
+
+def test_every_suffix_belongs_to_one_format_and_is_read_by_it_or_by_sniffing(tmp_path: Path) -> None:
+    assert len(suffixes()) == len(set(suffixes()))
+    assert all(s == s.lower() and s.startswith(".") for s in suffixes())
+    assert {".text", ".markdown", ".ndjson", ".tsv", ".htm", ".atom", ".xml"} <= set(suffixes())
+    for fmt in FORMATS.values():
+        assert fmt.loader is not None or fmt.suffixes == (".xml",), fmt.name
+        for suffix in fmt.suffixes:
+            named = tmp_path / f"story{suffix.upper()}"  # suffixes are matched without regard to case
+            named.write_text('{"title": "T", "text": "Body."}\n', encoding="utf-8")
+            assert list(iter_files([named])) == [named]
+    with pytest.raises(ValueError, match="already registered"):
+        register(Format("notes", "notes", (".txt",), FORMATS["text"].loader))
+
+
+def test_a_registered_format_is_read_by_its_suffix_and_sniffed_when_it_announces_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def load_wire(path: Path) -> Iterator[Loaded]:
+        title, _, text = path.read_text(encoding="utf-8").removeprefix("%WIRE ").partition("\n")
+        yield Loaded({"title": title, "text": text}, 1, path.stat().st_size)
+
+    monkeypatch.setattr("ingest.loaders.FORMATS", dict(FORMATS))  # the shipped registry back after the test
+    register(Format("wire", "wire copy", (".wire",), load_wire, lambda head: head.startswith(b"%wire")))
+    story = "%WIRE Port reopens\nThe port reopened on Monday."
+    (tmp_path / "a.wire").write_text(story, encoding="utf-8")
+    (tmp_path / "b.xml").write_text(story, encoding="utf-8")
+    (tmp_path / "c").write_text(story, encoding="utf-8")
+    assert list(iter_files([tmp_path])) == [tmp_path / "a.wire", tmp_path / "b.xml"]  # no suffix: named only
+    for name in ("a.wire", "b.xml", "c"):
+        records, errors = _load(tmp_path / name)
+        assert not errors and [r.data["title"] for r in records] == ["Port reopens"], name
