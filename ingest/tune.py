@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backend.core.protocols import VectorStore
 from backend.embedding import resolve_model, weights_hash
 from backend.settings import Settings
-from backend.store.chroma import ChromaStore
 
 
 class TuneError(RuntimeError):
@@ -77,7 +77,7 @@ class TuneReport:
         )
 
 
-def archive_pairs(store: ChromaStore) -> list[Pair]:
+def archive_pairs(store: VectorStore) -> list[Pair]:
     """One pair per article with a headline: the headline and the article's first chunk, in article order.
 
     A headline that two articles share (a wire story run twice) is kept once: either lead would be right."""
@@ -115,7 +115,7 @@ def rank(model: Any, queries: Sequence[Pair], corpus: Sequence[Pair]) -> Ranking
 
 def tune(
     settings: Settings,
-    store: ChromaStore,
+    store: VectorStore,
     *,
     epochs: int = 1,
     max_pairs: int = 2000,
