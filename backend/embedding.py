@@ -241,6 +241,8 @@ class SentenceTransformerEmbedder:
         return int(self._model.max_seq_length or 512) - 2
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:  # the tokenizer fails on an empty batch
+            return []
         model = self._model
         with self._encode_lock:
             encoded = model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
