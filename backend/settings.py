@@ -21,7 +21,8 @@ class EmbeddingSettings(BaseModel):
     # torch: sentence-transformers on PyTorch; onnx: the same model exported once and run by ONNX
     # Runtime (pip install '.[onnx]'). See README: benchmarks, for which is faster here.
     backend: Literal["torch", "onnx"] = "torch"
-    threads: int = Field(default=0, ge=0)  # 0: the library's default (all cores)
+    # 0: the library's default (all cores). For torch it is one pool per process, set when the model loads.
+    threads: int = Field(default=0, ge=0)
     # Query side only: recent question and sentence vectors kept in memory (0 turns it off).
     cache_size: int = Field(default=20_000, ge=0)
     # Query side only: texts of concurrent requests encoded in one model call.
