@@ -185,6 +185,13 @@ class ChromaServer:
             self.process.wait(timeout=30)
             self.process = None
 
+    def __enter__(self) -> ChromaServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -14,10 +14,8 @@ from tests.conftest import ChromaServer
 
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
-    server = ChromaServer(tmp_path_factory.mktemp("contract-chroma") / "chroma")
-    server.start()
-    yield server
-    server.stop()
+    with ChromaServer(tmp_path_factory.mktemp("contract-chroma") / "chroma") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -28,10 +28,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
-    server = ChromaServer(tmp_path_factory.mktemp("chroma-server") / "chroma")
-    server.start()
-    yield server
-    server.stop()
+    with ChromaServer(tmp_path_factory.mktemp("chroma-server") / "chroma") as server:
+        yield server
 
 
 def _settings(chroma: ChromaServer, data_dir: Path, collection: str) -> Settings:
