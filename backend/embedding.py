@@ -1,4 +1,9 @@
-"""Sentence-transformers embeddings, loaded from a local path so no model hub is contacted."""
+"""Sentence-transformers embeddings, loaded from a local path so no model hub is contacted.
+
+Importing this module, or building an embedder, changes nothing outside it: no environment variable, no
+library setting. What loading a model changes is done by the load, and said where it is done
+(``load_sentence_transformer``): torch's thread count, which is one per process.
+"""
 
 from __future__ import annotations
 
@@ -112,14 +117,26 @@ def weights_hash(folder: Path, cache: Path | None = None) -> str:
     return digest
 
 
-_POOLING_FLAGS = (
-    "pooling_mode_cls_token",
-    "pooling_mode_mean_tokens",
-    "pooling_mode_max_tokens",
-    "pooling_mode_mean_sqrt_len_tokens",
-    "pooling_mode_weightedmean_tokens",
-    "pooling_mode_lasttoken",
-)
+# A Pooling configuration's flags before sentence-transformers 6, with the mode each names.
+_POOLING_FLAGS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+
+
+def pooling_modes(config: dict[str, Any]) -> tuple[str, ...]:
+    """The modes a sentence-transformers Pooling configuration (``1_Pooling/config.json``) pools by, read as
+    sentence-transformers reads it: ``pooling_mode`` (one name or a list), else the old flags, else mean."""
+    mode = config.get("pooling_mode")
+    if isinstance(mode, str):
+        return (mode,)
+    if isinstance(mode, list | tuple):
+        return tuple(str(m) for m in mode)
+    return tuple(name for flag, name in _POOLING_FLAGS.items() if config.get(flag)) or ("mean",)
 
 
 def folder_dimension(folder: Path) -> int | None:
@@ -138,12 +155,7 @@ def folder_dimension(folder: Path) -> int | None:
                 dimension = int(config.get("hidden_size") or config["d_model"])
             elif kind == "Pooling":
                 size = int(config.get("word_embedding_dimension") or config["embedding_dimension"])
-                mode = config.get("pooling_mode")
-                if isinstance(mode, list):
-                    modes = len(mode)
-                else:  # one named mode (version 6 and later), or a flag per mode (before)
-                    modes = 1 if mode else sum(bool(config.get(flag)) for flag in _POOLING_FLAGS)
-                dimension = size * modes if modes else None
+                dimension = size * len(pooling_modes(config))
             elif kind == "Dense":
                 dimension = int(config["out_features"])
             else:
@@ -151,6 +163,31 @@ def folder_dimension(folder: Path) -> int | None:
         return dimension
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def set_torch_threads(threads: int) -> None:
+    """Give torch's intra-op pool ``threads`` threads (0: leave it as it is).
+
+    Process-wide by nature: torch keeps one such pool per process, with no per-model setting, so the
+    configured ``threads`` is a setting of the process; the last model loaded with a number sets it. Done at
+    load, never at import, so a process that imports Byline but loads no model keeps torch's own choice."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def load_sentence_transformer(model: str, device: str = "cpu", threads: int = 0) -> SentenceTransformer:
+    """The model ``model`` names (a folder, the default's package, or a hub name) with torch given ``threads``.
+
+    A local folder is loaded with ``local_files_only``, so no hub is asked for anything, whatever the
+    environment says. Setting ``HF_HUB_OFFLINE`` instead (as this once did) would have reached every library
+    of the process, and only when set before ``huggingface_hub`` was first imported, which reads it once."""
+    path = resolve_model(model)
+    set_torch_threads(threads)
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device=device, local_files_only=Path(path).exists())
 
 
 class SentenceTransformerEmbedder:
@@ -177,17 +214,9 @@ class SentenceTransformerEmbedder:
     def _model(self) -> SentenceTransformer:
         with self._lock:
             if self._loaded is None:
-                model_path = resolve_model(self._settings.model)
-                if Path(model_path).exists():
-                    # A local folder needs no hub; without this, transformers still asks it for metadata.
-                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                from sentence_transformers import SentenceTransformer
-
-                if self._settings.threads:
-                    import torch
-
-                    torch.set_num_threads(self._settings.threads)
-                self._loaded = SentenceTransformer(model_path, device=self._settings.device)
+                self._loaded = load_sentence_transformer(
+                    self._settings.model, self._settings.device, self._settings.threads
+                )
             return self._loaded
 
     @property
@@ -212,6 +241,8 @@ class SentenceTransformerEmbedder:
         return int(self._model.max_seq_length or 512) - 2
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:  # the tokenizer fails on an empty batch
+            return []
         model = self._model
         with self._encode_lock:
             encoded = model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
@@ -238,8 +269,45 @@ class SentenceTransformerEmbedder:
         return self.embed_documents([text])[0]
 
 
+class UnsupportedModel(ValueError):
+    """A model the configured backend cannot run as sentence-transformers does: its vectors would differ."""
+
+
+# What the ONNX backend runs: the exported transformer, then mean pooling and normalisation in numpy.
+_ONNX_MODULES = {"Transformer", "Pooling", "Normalize"}
+
+
+def check_onnx_supported(folder: Path) -> None:
+    """Refuse (``UnsupportedModel``) a model whose modules or pooling the ONNX backend does not implement.
+
+    Without this, a model pooling by its [CLS] token, say, would load and give vectors unlike PyTorch's,
+    which nothing downstream could tell. A folder without ``modules.json`` is a plain transformers model,
+    which sentence-transformers mean-pools too."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    for module in modules:
+        kind = str(module["type"]).rsplit(".", 1)[-1]
+        if kind not in _ONNX_MODULES:
+            raise UnsupportedModel(
+                f"the model at {folder} has a {kind} module; the ONNX backend runs only a transformer with mean"
+                " pooling (and normalisation): use the torch backend (BYLINE_EMBEDDING__BACKEND=torch) for it"
+            )
+        if kind == "Pooling":
+            config = json.loads((folder / module.get("path", "") / "config.json").read_text(encoding="utf-8"))
+            modes = pooling_modes(config)
+            if modes != ("mean",):
+                raise UnsupportedModel(
+                    f"the model at {folder} pools by {' + '.join(modes)}; the ONNX backend implements mean pooling"
+                    " only: use the torch backend (BYLINE_EMBEDDING__BACKEND=torch) for it"
+                )
+
+
 class OnnxEmbedder(SentenceTransformerEmbedder):
     """The same model run by ONNX Runtime: a hand export of its transformer, mean pooling in numpy.
+
+    Only models that pool by the mean (and at most normalise after) are loaded (``check_onnx_supported``).
 
     The export is made once from the loaded PyTorch model (``pip install '.[onnx]'``) and kept in a
     cache folder keyed by the model; tokenisation stays the model's own, so token counts and
@@ -289,6 +357,7 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
             if self._session is None:
                 import onnxruntime as ort
 
+                self._check_supported()
                 path = self._onnx_path()
                 if not path.exists():
                     self._export(path)
@@ -297,6 +366,14 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
                 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             return self._session
+
+    def _check_supported(self) -> None:
+        folder = model_folder(self._settings.model)
+        if folder is None:  # a hub name not cached yet: the PyTorch load (needed for the export) fetches it
+            _ = self._model
+            folder = model_folder(self._settings.model)
+        if folder is not None:
+            check_onnx_supported(folder)
 
     def load(self) -> None:
         _ = self._ort

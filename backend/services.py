@@ -17,7 +17,16 @@ from backend.answering.rewrite import LLMCondenser, rewrite_followup
 from backend.answering.sessions import SessionStore
 from backend.answering.short import ShortAnswerer
 from backend.core.encoder import EncoderIdentity
-from backend.core.protocols import AnswerGenerator, ArchiveWriter, Embedder, Retriever
+from backend.core.protocols import (
+    AnswerGenerator,
+    ArchiveWriter,
+    ArticleStore,
+    ConversationStore,
+    Embedder,
+    LexicalStore,
+    Retriever,
+    VectorStore,
+)
 from backend.core.types import Turn
 from backend.embedding import BatchingEmbedder, CachedEmbedder, build_embedder
 from backend.nlp import load_nlp
@@ -37,13 +46,13 @@ from backend.store.lexical import LexicalIndex
 class Services:
     settings: Settings
     embedder: Embedder
-    store: ChromaStore
-    lexical: LexicalIndex
-    registry: ArticleRegistry
+    store: VectorStore
+    lexical: LexicalStore
+    registry: ArticleStore
     reader: QueryReader
     retriever: Retriever
     answers: AnswerChain
-    sessions: SessionStore
+    sessions: ConversationStore
     feedback: FeedbackStore
     # None: a read-only server (POST and DELETE /articles answer 503); see ingest.writer.with_writer.
     writer: ArchiveWriter | None = None
@@ -117,9 +126,9 @@ def build_retriever(
     spec: str,
     settings: Settings,
     embedder: Embedder,
-    store: ChromaStore,
-    lexical: LexicalIndex,
-    registry: ArticleRegistry | None = None,
+    store: VectorStore,
+    lexical: LexicalStore,
+    registry: ArticleStore | None = None,
 ) -> Retriever:
     name, options = retrieval_settings(spec, settings.retrieval)
     dense, bm25 = DenseRetriever(embedder, store), BM25Retriever(lexical, store, options.bm25_min_length)

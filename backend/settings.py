@@ -30,7 +30,12 @@ class EmbeddingSettings(BaseModel):
         description="`torch`: sentence-transformers on PyTorch; `onnx`: the same model exported once and run "
         "by ONNX Runtime (`pip install '.[onnx]'`).",
     )
-    threads: int = Field(default=0, ge=0, description="Threads for encoding (0: the library's default, all cores).")
+    threads: int = Field(
+        default=0,
+        ge=0,
+        description="Threads for encoding (0: the library's default, all cores). For torch it is one pool per "
+        "process, set when the model loads.",
+    )
     cache_size: int = Field(
         default=20_000,
         ge=0,

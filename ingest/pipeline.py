@@ -24,12 +24,11 @@ from pathlib import Path
 from chromadb.errors import ChromaError
 
 from backend.core.errors import BylineError
-from backend.core.protocols import Embedder
+from backend.core.protocols import ArticleStore, Embedder, LexicalStore, VectorStore
 from backend.core.text import text_hash
 from backend.core.types import Article, Removal
 from backend.settings import Settings
-from backend.store.articles import ArticleRecord, ArticleRegistry, Copy
-from backend.store.chroma import ChromaStore
+from backend.store.articles import ArticleRecord, Copy
 from backend.store.lexical import LexicalIndex
 from ingest.chunking import PreparedChunk, chunk_article
 from ingest.dedup import StoryClusterer, exact_key, minhash
@@ -255,9 +254,9 @@ class Ingestor:
         self,
         settings: Settings,
         embedder: Embedder,
-        store: ChromaStore,
-        registry: ArticleRegistry,
-        lexical: LexicalIndex | None = None,
+        store: VectorStore,
+        registry: ArticleStore,
+        lexical: LexicalStore | None = None,
         lock_wait_s: float = 0.0,
     ) -> None:
         self._settings = settings
@@ -515,9 +514,7 @@ def _durable_touch(path: Path) -> None:
         os.close(folder)
 
 
-def delete_articles(
-    store: ChromaStore, registry: ArticleRegistry, lexical: LexicalIndex, article_ids: list[str]
-) -> int:
+def delete_articles(store: VectorStore, registry: ArticleStore, lexical: LexicalStore, article_ids: list[str]) -> int:
     """Remove articles' chunks from both indexes, then their registry rows (with copies); return chunks removed."""
     chunk_ids = [cid for ids in store.chunk_ids_by_article(article_ids).values() for cid in ids]
     store.delete(chunk_ids)
@@ -528,9 +525,9 @@ def delete_articles(
 
 def delete_article(
     settings: Settings,
-    store: ChromaStore,
-    registry: ArticleRegistry,
-    lexical: LexicalIndex,
+    store: VectorStore,
+    registry: ArticleStore,
+    lexical: LexicalStore,
     id_or_url: str,
     lock_wait_s: float = 0.0,
 ) -> Removal:

@@ -13,7 +13,6 @@ the mix). Needs the training extras (``pip install '.[tune]'``: datasets, accele
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import tempfile
@@ -23,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backend.embedding import resolve_model, weights_hash
+from backend.core.protocols import VectorStore
+from backend.embedding import load_sentence_transformer, weights_hash
 from backend.settings import Settings
-from backend.store.chroma import ChromaStore
 
 
 class TuneError(RuntimeError):
@@ -77,7 +76,7 @@ class TuneReport:
         )
 
 
-def archive_pairs(store: ChromaStore) -> list[Pair]:
+def archive_pairs(store: VectorStore) -> list[Pair]:
     """One pair per article with a headline: the headline and the article's first chunk, in article order.
 
     A headline that two articles share (a wire story run twice) is kept once: either lead would be right."""
@@ -115,7 +114,7 @@ def rank(model: Any, queries: Sequence[Pair], corpus: Sequence[Pair]) -> Ranking
 
 def tune(
     settings: Settings,
-    store: ChromaStore,
+    store: VectorStore,
     *,
     epochs: int = 1,
     max_pairs: int = 2000,
@@ -128,7 +127,6 @@ def tune(
     try:
         from datasets import Dataset
         from sentence_transformers import (
-            SentenceTransformer,
             SentenceTransformerTrainer,
             SentenceTransformerTrainingArguments,
         )
@@ -141,14 +139,7 @@ def tune(
     started = time.perf_counter()
     train, held = split(archive_pairs(store), max_pairs, held_out, seed)
     corpus = sorted([*train, *held], key=lambda p: p.article_id)
-    model_path = resolve_model(settings.embedding.model)
-    if Path(model_path).exists():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder needs no hub
-    if settings.embedding.threads:
-        import torch
-
-        torch.set_num_threads(settings.embedding.threads)
-    model = SentenceTransformer(model_path, device="cpu")
+    model = load_sentence_transformer(settings.embedding.model, "cpu", settings.embedding.threads)
     stock = rank(model, held, corpus)
     say(f"training on {len(train)} pairs, {len(held)} held out ...")
     models = settings.data_dir / "models"

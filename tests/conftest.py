@@ -162,6 +162,37 @@ def running(
         process.wait(timeout=30)
 
 
+CHROMA = Path(sys.executable).parent / "chroma"
+
+
+class ChromaServer:
+    """A real Chroma server on a free loopback port; stop() and start() keep its files."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.port = path, free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [str(CHROMA), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)]
+        log = self.path.parent / "chroma.log"
+        with log.open("ab") as sink:
+            self.process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        wait_until_up(self.process, f"http://127.0.0.1:{self.port}/api/v2/heartbeat", log, "chroma run", 60)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
+
+    def __enter__(self) -> ChromaServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real OpenAI-compatible server: llama.cpp's own, serving the packaged SmolLM2 GGUF."""

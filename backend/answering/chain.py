@@ -16,8 +16,8 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 
 from backend.answering.deadline import question_clock
 from backend.answering.rewrite import rewrite_followup
-from backend.answering.sessions import SessionStore, new_session_id
-from backend.core.protocols import AnswerGenerator, Retriever, StreamingGenerator
+from backend.answering.sessions import new_session_id
+from backend.core.protocols import AnswerGenerator, ConversationStore, Retriever, StreamingGenerator
 from backend.core.text import split_sentences, tidy_spacing
 from backend.core.types import (
     Answer,
@@ -161,7 +161,7 @@ class AnswerChain:
         reader: QueryReader,
         retriever: Retriever,
         generator: AnswerGenerator,
-        sessions: SessionStore,
+        sessions: ConversationStore,
         *,
         k: int,
         max_sources: int,

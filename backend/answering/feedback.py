@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Literal
 
-from backend.answering.sessions import SessionStore
 from backend.core.errors import NotFound
+from backend.core.protocols import ConversationStore
 from backend.store import sqlite
 
 _SCHEMA = """
@@ -36,7 +36,13 @@ class FeedbackStore(sqlite.SqliteStore):
     schema = _SCHEMA
 
     def add(
-        self, sessions: SessionStore, session_id: str, turn: int, rating: Rating, comment: str = "", owner: str = ""
+        self,
+        sessions: ConversationStore,
+        session_id: str,
+        turn: int,
+        rating: Rating,
+        comment: str = "",
+        owner: str = "",
     ) -> int:
         """Record feedback on turn ``turn`` (0 = first) of the owner's conversation; NotFound for an unknown turn."""
         turns = sessions.turns(session_id, owner)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from backend.core.dates import parse_datetime
 from backend.core.errors import NotFound
 from backend.core.types import Citation, Turn
+from backend.core.types import SessionSummary as SessionSummary
 from backend.store import sqlite
 
 _SCHEMA = """
@@ -43,15 +43,6 @@ _OWNER_INDEX = "CREATE INDEX IF NOT EXISTS sessions_owner ON sessions(owner, upd
 
 def new_session_id() -> str:
     return uuid.uuid4().hex
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSummary:
-    id: str
-    created_at: datetime
-    updated_at: datetime
-    turns: int
-    first_question: str
 
 
 class SessionStore(sqlite.SqliteStore):

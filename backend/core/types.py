@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,3 +212,40 @@ class Removal:
         if self.kind == "article":
             return f"deleted article {self.id} ({self.chunks} chunks)"
         return f"deleted copy {self.id} of article {self.article_id} (its chunks stay with the article)"
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRecord:
+    """What the article registry knows of one stored article (its chunks are in the vector store)."""
+
+    id: str
+    text_hash: str
+    content_hash: str
+    cluster_id: str
+    title: str
+    url: str | None
+    source: str | None
+    published_at: str | None
+    origin: str | None
+    chunks: int
+    signature: np.ndarray | None = None  # MinHash, for finding near-duplicates
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """An exact copy of a stored article, published under another id, URL or outlet."""
+
+    copy_id: str
+    article_id: str
+    url: str | None
+    source: str | None
+    origin: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    turns: int
+    first_question: str

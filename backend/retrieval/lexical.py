@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from backend.core.protocols import LexicalStore, VectorStore
 from backend.core.types import Hit, SearchQuery
-from backend.store.chroma import ChromaStore
-from backend.store.lexical import MIN_LENGTH, LexicalIndex
+from backend.store.lexical import MIN_LENGTH
 
 
 class BM25Retriever:
-    def __init__(self, index: LexicalIndex, store: ChromaStore, min_length: int = MIN_LENGTH) -> None:
+    def __init__(self, index: LexicalStore, store: VectorStore, min_length: int = MIN_LENGTH) -> None:
         self._index = index
         self._store = store
         self._min_length = min_length

@@ -19,13 +19,12 @@ from dataclasses import replace
 from datetime import date
 
 from backend.core.dates import end_of_day
-from backend.core.protocols import Retriever
+from backend.core.protocols import ArticleStore, Retriever
 from backend.core.text import content_terms, source_key, source_keys
 from backend.core.types import Chunk, DateWindow, Hit, SearchFilters, SearchQuery
 from backend.retrieval.hybrid import fuse_rrf, fuse_weighted
 from backend.retrieval.rerank import Reranker
 from backend.settings import RetrievalSettings
-from backend.store.articles import ArticleRegistry
 
 _DAY = 86_400
 
@@ -63,7 +62,7 @@ class NewsRetriever:
         lexical: Retriever,
         settings: RetrievalSettings,
         reranker: Reranker | None = None,
-        registry: ArticleRegistry | None = None,
+        registry: ArticleStore | None = None,
     ) -> None:
         self._dense = dense
         self._lexical = lexical

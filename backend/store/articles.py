@@ -14,13 +14,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from backend.core.types import ArticleRecord as ArticleRecord
+from backend.core.types import Copy as Copy
 from backend.store import sqlite
 
 _SCHEMA = """
@@ -59,32 +60,6 @@ CREATE TABLE IF NOT EXISTS lsh (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS lsh_article ON lsh(article_id);
 """
-
-
-@dataclass(frozen=True, slots=True)
-class ArticleRecord:
-    id: str
-    text_hash: str
-    content_hash: str
-    cluster_id: str
-    title: str
-    url: str | None
-    source: str | None
-    published_at: str | None
-    origin: str | None
-    chunks: int
-    signature: np.ndarray | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Copy:
-    """An exact copy of a stored article, published under another id, URL or outlet."""
-
-    copy_id: str
-    article_id: str
-    url: str | None
-    source: str | None
-    origin: str | None
 
 
 class ArticleRegistry(sqlite.SqliteStore):

