@@ -155,6 +155,8 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         asking = CachedEmbedder(asking, settings.embedding.cache_size)
     store = build_store(settings, embedder.identity())
     lexical = build_lexical(settings)
+    # An index of terms made by another analyzer is rebuilt here, when the server starts, never in a request.
+    lexical.ensure_current(store.iter_chunks)
     registry = build_registry(settings)
     reader = QueryReader(registry.outlets)
     sessions = SessionStore(settings.sessions_db, settings.sessions.max_age_days)

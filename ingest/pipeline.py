@@ -277,8 +277,9 @@ class Ingestor:
         new ones: the counts agree, the ids do not. So a batch marks itself pending before it writes Chroma
         and unmarks after the lexical index has followed; a mark found here means they may differ."""
         if self._pending.exists() or self._lexical.count() != self._store.count():
-            self._lexical.clear()
-            self._lexical.add(self._store.iter_chunks())
+            self._lexical.rebuild(self._store.iter_chunks())
+        else:
+            self._lexical.ensure_current(self._store.iter_chunks)
         self._pending.unlink(missing_ok=True)
 
     def _articles(

@@ -68,3 +68,13 @@ class EncoderMismatch(StoreUnavailable):
 
     title = "Archive embedded with another model"
     retry_after_s = 60
+
+
+class IndexStale(StoreUnavailable):
+    """The lexical index holds terms made by another analyzer (``backend.core.text.ANALYZER_VERSION``).
+
+    Matching a question's terms against them would silently miss words, so the index is not queried
+    until it is rebuilt: when the server starts (``backend.services.build_services``) or an ingest run does."""
+
+    title = "Search index being rebuilt"
+    retry_after_s = 30

@@ -7,7 +7,7 @@ protocol for every implementation to inherit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 from backend.core.encoder import EncoderIdentity
@@ -112,6 +112,19 @@ class LexicalStore(Protocol):
     def delete(self, chunk_ids: Sequence[str]) -> None: ...
 
     def clear(self) -> None: ...
+
+    def rebuild(self, chunks: Iterable[Chunk]) -> None:
+        """Replace everything with ``chunks``, at once for readers, with this process's analyzer."""
+        ...
+
+    @property
+    def stale(self) -> bool:
+        """True when the stored terms were made by another analyzer than this process's: never search then."""
+        ...
+
+    def ensure_current(self, chunks: Callable[[], Iterable[Chunk]]) -> bool:
+        """``rebuild(chunks())`` when stale (once, whoever else opens it meanwhile); True when it did."""
+        ...
 
     def count(self) -> int: ...
 

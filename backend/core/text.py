@@ -93,6 +93,13 @@ _STOPWORDS = frozenset(
 )
 
 
+# The version of ``content_terms``: an index stores the terms of its passages, so one built with another
+# analyzer must be rebuilt before it meets a question's terms (see backend.store.lexical). Bump it with any
+# change to the words, the stopwords or the stemmer. Snowball's English stemmer (PyStemmer) was measured in its
+# place on the dev set and scored a little lower everywhere (docs/retrieval.md), so the five suffixes stay.
+ANALYZER_VERSION = 1
+
+
 def content_terms(text: str) -> list[str]:
     """Lower-cased word terms without stopwords, lightly stemmed so "commands" meets "commander"."""
     return [t for t in map(_term, _WORD.findall(text)) if t]

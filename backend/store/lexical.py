@@ -8,6 +8,10 @@ Queries run in memory: each process loads the per-chunk columns once (a few nump
 the postings of a term the first time a question uses it, then scores with numpy. Every write
 bumps a version number in the same transaction; a reader that sees a new version drops what it
 loaded and loads again on demand, so an API process picks up what an ingest process wrote.
+
+The index records the version of the analyzer that made its terms (``ANALYZER_VERSION``). One made by
+another version is never queried: ``search`` raises ``IndexStale`` until ``rebuild`` has re-read the
+chunks, which the server does when it starts and an ingest run does before it writes.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from backend.core.dates import end_of_day, start_of_day
-from backend.core.text import content_terms, source_key, source_keys
+from backend.core.errors import IndexStale
+from backend.core.text import ANALYZER_VERSION, content_terms, source_key, source_keys
 from backend.core.types import Chunk, SearchQuery
 from backend.store import sqlite
 
@@ -52,6 +57,11 @@ _TABLES = [
 _SCHEMA = ";\n".join(_TABLES) + ";"
 
 _BUMP = "UPDATE meta SET value = value + 1 WHERE key = 'version'"
+_ANALYZER = "INSERT OR REPLACE INTO meta VALUES ('analyzer', ?)"
+# Indexes written before the analyzer was recorded were made by its first version (five English suffixes).
+_FIRST_ANALYZER = 1
+# A rebuild holds the write lock for as long as re-reading every chunk takes (minutes at 200k chunks).
+_REBUILD_WAIT_S = 1800.0
 
 K1, B = 1.5, 0.75  # the usual BM25 constants
 # Length normalisation counts a passage as at least this many terms by default: below it, BM25 rewards
@@ -72,26 +82,15 @@ class LexicalIndex(sqlite.SqliteStore):
         super().__init__(path)
         self._lock = threading.Lock()
         self._loaded: _Snapshot | None = None
+        with self._connect() as db:
+            if db.execute("SELECT 1 FROM meta WHERE key = 'analyzer'").fetchone() is None:
+                empty = db.execute("SELECT 1 FROM docs LIMIT 1").fetchone() is None
+                db.execute(_ANALYZER, (ANALYZER_VERSION if empty else _FIRST_ANALYZER,))
 
     def add(self, chunks: Iterable[Chunk]) -> None:
         """Add or replace chunks (by id)."""
         with self._connect() as db:
-            for chunk in chunks:
-                counts = Counter(terms_of(chunk))
-                _remove(db, [chunk.id])
-                doc = db.execute(
-                    "INSERT INTO docs (chunk_id, article_id, length, published_ts, dated, source_key)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        chunk.id,
-                        chunk.article_id,
-                        sum(counts.values()),
-                        int(chunk.published_at.timestamp()) if chunk.published_at else 0,
-                        int(chunk.published_at is not None),
-                        source_key(chunk.source or ""),
-                    ),
-                ).lastrowid
-                db.executemany("INSERT INTO postings VALUES (?, ?, ?)", [(t, doc, n) for t, n in counts.items()])
+            _add(db, chunks)
             db.execute(_BUMP)
 
     def delete(self, chunk_ids: Sequence[str]) -> None:
@@ -105,7 +104,39 @@ class LexicalIndex(sqlite.SqliteStore):
         with self._connect() as db:
             db.execute("DELETE FROM postings")
             db.execute("DELETE FROM docs")
+            db.execute(_ANALYZER, (ANALYZER_VERSION,))
             db.execute(_BUMP)
+
+    def rebuild(self, chunks: Iterable[Chunk]) -> None:
+        """Every chunk's terms made again with this analyzer, in one transaction: readers see the old index
+        or the new one, never half of it."""
+        with sqlite.connect(self._path, timeout=_REBUILD_WAIT_S) as db:
+            db.execute("BEGIN IMMEDIATE")
+            _rebuild(db, chunks)
+
+    def ensure_current(self, chunks: Callable[[], Iterable[Chunk]]) -> bool:
+        """Rebuild from ``chunks()`` when the index was made by another analyzer; True when it did.
+
+        Two processes that open a stale index (a server and an ingest run) do not both rebuild: the second
+        waits for the first's transaction, then finds the index current."""
+        if not self.stale:
+            return False
+        with sqlite.connect(self._path, timeout=_REBUILD_WAIT_S) as db:
+            db.execute("BEGIN IMMEDIATE")
+            if db.execute("SELECT value FROM meta WHERE key = 'analyzer'").fetchone()[0] == ANALYZER_VERSION:
+                return False
+            _rebuild(db, chunks())
+        return True
+
+    def analyzer_version(self) -> int:
+        """The version of the analyzer whose terms the index holds."""
+        with self._connect() as db:
+            return int(db.execute("SELECT value FROM meta WHERE key = 'analyzer'").fetchone()[0])
+
+    @property
+    def stale(self) -> bool:
+        """True when the index's terms were made by another analyzer than this process's: rebuild it."""
+        return self.analyzer_version() != ANALYZER_VERSION
 
     def count(self) -> int:
         with self._connect() as db:
@@ -148,7 +179,14 @@ class LexicalIndex(sqlite.SqliteStore):
 
     def _snapshot(self) -> _Snapshot:
         """The loaded columns, reloaded when another process (or this one) has written since."""
-        version = self.version()
+        with self._connect() as db:
+            meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('version', 'analyzer')").fetchall())
+        if meta["analyzer"] != ANALYZER_VERSION:
+            raise IndexStale(
+                f"the lexical index was built by analyzer version {meta['analyzer']}, this server reads questions"
+                f" with version {ANALYZER_VERSION}: it is rebuilt when the server or an ingest run starts"
+            )
+        version = int(meta["version"])
         with self._lock:
             if self._loaded is None or self._loaded.version != version:
                 self._loaded = _load(self._path, version)
@@ -238,6 +276,33 @@ def _load(path: Path, version: int) -> _Snapshot:
         source_codes=codes,
         average=float(length.mean()) if len(rows) else 0.0,
     )
+
+
+def _rebuild(db: sqlite3.Connection, chunks: Iterable[Chunk]) -> None:
+    db.execute("DELETE FROM postings")
+    db.execute("DELETE FROM docs")
+    _add(db, chunks)
+    db.execute(_ANALYZER, (ANALYZER_VERSION,))
+    db.execute(_BUMP)
+
+
+def _add(db: sqlite3.Connection, chunks: Iterable[Chunk]) -> None:
+    for chunk in chunks:
+        counts = Counter(terms_of(chunk))
+        _remove(db, [chunk.id])
+        doc = db.execute(
+            "INSERT INTO docs (chunk_id, article_id, length, published_ts, dated, source_key)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                chunk.id,
+                chunk.article_id,
+                sum(counts.values()),
+                int(chunk.published_at.timestamp()) if chunk.published_at else 0,
+                int(chunk.published_at is not None),
+                source_key(chunk.source or ""),
+            ),
+        ).lastrowid
+        db.executemany("INSERT INTO postings VALUES (?, ?, ?)", [(t, doc, n) for t, n in counts.items()])
 
 
 def _remove(db: sqlite3.Connection, chunk_ids: Sequence[str]) -> None:

@@ -99,3 +99,12 @@ class LexicalStoreContract:
         assert ids(reader, SearchQuery("Qaratapa")) == ids(writer, SearchQuery("Qaratapa")) != []
         writer.delete(["a:0"])
         assert "a:0" not in ids(reader, SearchQuery("Qaratapa")) and reader.count() == 3
+
+    def test_a_rebuild_replaces_everything_and_a_current_index_is_left_alone(self, make_store: MakeStore) -> None:
+        index = filled(make_store)
+        fresh = [chunk("e:0", "Ferry timetable for the harbour.")]
+        index.rebuild(fresh)
+        assert index.count() == 1 and ids(index, SearchQuery("ferry timetable")) == ["e:0"]
+        assert ids(index, SearchQuery("Qaratapa")) == []
+        assert not index.stale and index.ensure_current(lambda: ARCHIVE) is False
+        assert make_store().count() == 1  # seen by the next opener too

@@ -1,13 +1,16 @@
 """Ingest runs against a real Chroma in a temp dir with the real embedding model."""
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from backend.core.errors import IndexStale
+from backend.core.types import SearchQuery
 from backend.embedding import SentenceTransformerEmbedder
-from backend.services import Services, build_registry, build_store
+from backend.services import Services, build_registry, build_services, build_store
 from backend.settings import Settings
 from ingest.pipeline import Ingestor, WriterBusyError, writer_lock
 from tests.conftest import DEMO
@@ -115,3 +118,26 @@ def test_a_second_writer_fails_at_once_with_a_clear_message(settings: Settings) 
         writer_lock(settings.data_dir),
     ):
         pass
+
+
+def test_an_index_of_another_analyzer_is_rebuilt_when_services_start_and_when_an_ingest_runs(
+    services: Services, settings: Settings
+) -> None:
+    """Rebuilt where the archive is opened (a server starting, an ingest run), never found stale by a question."""
+    Ingestor(settings, services.embedder, services.store, services.registry, services.lexical).ingest([DEMO])
+    question = SearchQuery("Who commands the Qaratapa-Hamrin sector?")
+    before = services.lexical.search(question, 10)
+    assert before
+
+    def age() -> None:
+        with sqlite3.connect(settings.lexical_db) as db:
+            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'analyzer'")
+
+    age()
+    with pytest.raises(IndexStale):
+        services.lexical.search(question, 10)
+    reopened = build_services(settings, services.embedder)
+    assert not reopened.lexical.stale and reopened.lexical.search(question, 10) == before
+    age()
+    Ingestor(settings, services.embedder, services.store, services.registry, services.lexical).ingest([DEMO])
+    assert not services.lexical.stale and services.lexical.search(question, 10) == before

@@ -6,6 +6,10 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from pathlib import Path
 
+import pytest
+
+from backend.core.errors import IndexStale
+from backend.core.text import ANALYZER_VERSION, content_terms
 from backend.core.types import Chunk, SearchQuery
 from backend.store.lexical import LexicalIndex
 
@@ -29,12 +33,14 @@ INSERT INTO postings VALUES ('qaratapa', 'a:0', 2), ('sector', 'a:0', 1), ('sect
 
 def test_an_index_written_before_doc_numbers_is_upgraded_in_place(tmp_path: Path) -> None:
     """Indexes from earlier versions keyed postings by chunk id; opening one converts it, keeping every
-    posting, so a server upgraded over an existing archive searches it at once (no rebuild from Chroma)."""
+    posting, so a server upgraded over an existing archive searches it at once (no rebuild from Chroma):
+    its terms are the first analyzer's, which is still today's."""
     path = tmp_path / "lexical.sqlite3"
     with sqlite3.connect(path) as db:
         db.executescript(_V1_SCHEMA)
     index = LexicalIndex(path)
     assert index.ids() == {"a:0", "b:0"} and index.version() == 8  # readers of the old snapshot reload
+    assert index.analyzer_version() == 1 and not index.stale
     ranked = index.search(SearchQuery("Qaratapa sector"), 10)
     assert [cid for cid, _ in ranked] == ["a:0", "b:0"] and ranked[0][1] > ranked[1][1] > 0
     assert [cid for cid, _ in index.search(SearchQuery("sector", as_of=date(2023, 10, 3)), 10)] == ["b:0"]
@@ -45,6 +51,32 @@ def test_an_index_written_before_doc_numbers_is_upgraded_in_place(tmp_path: Path
     assert index.ids() == {"a:0", "c:0"}
 
 
+def test_an_index_of_another_analyzer_is_never_queried_and_is_rebuilt_once(tmp_path: Path) -> None:
+    path = tmp_path / "lexical.sqlite3"
+    chunks = [_chunk("a:0", "The commanders commanded the closures"), _chunk("b:0", "a store closure downtown")]
+    index = LexicalIndex(path)
+    assert not index.stale and index.analyzer_version() == ANALYZER_VERSION  # a new index is current
+    index.add(chunks)
+    expected = index.search(SearchQuery("Which commander ordered the store closure?"), 10)
+    assert {cid for cid, _ in expected} == {"a:0", "b:0"}
+    with sqlite3.connect(path) as db:  # as if written by another Byline
+        db.execute("UPDATE meta SET value = ? WHERE key = 'analyzer'", (ANALYZER_VERSION + 1,))
+    reopened = LexicalIndex(path)
+    assert reopened.stale
+    with pytest.raises(IndexStale):
+        reopened.search(SearchQuery("commander"), 10)
+    read: list[int] = []
+
+    def source() -> list[Chunk]:
+        read.append(1)
+        return chunks
+
+    assert reopened.ensure_current(source) and not reopened.ensure_current(source) and read == [1]
+    assert reopened.search(SearchQuery("Which commander ordered the store closure?"), 10) == expected
+    reopened.clear()  # an emptied index holds no terms of any analyzer: current
+    assert not reopened.stale and reopened.count() == 0
+
+
 def test_a_snapshot_ignores_docs_written_after_it_and_doc_numbers_are_never_reused(tmp_path: Path) -> None:
     index = LexicalIndex(tmp_path / "lexical.sqlite3")
     index.add([_chunk("a:0", "ferry timetable"), _chunk("b:0", "ferry fares")])
@@ -52,7 +84,7 @@ def test_a_snapshot_ignores_docs_written_after_it_and_doc_numbers_are_never_reus
     index.add([_chunk("b:0", "ferry fares rise")])  # a replacement: a new doc number for b:0
     index.add([_chunk("c:0", "ferry crews")])
     # Postings read for the old snapshot skip docs it does not know instead of mislabelling them.
-    ((rows, _),) = index._postings(snapshot, ["ferry"])
+    ((rows, _),) = index._postings(snapshot, content_terms("ferry"))
     assert sorted(snapshot.ids[r] for r in rows) == ["a:0"]
     with sqlite3.connect(tmp_path / "lexical.sqlite3") as db:
         numbers = [r[0] for r in db.execute("SELECT doc FROM docs ORDER BY doc")]
