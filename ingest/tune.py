@@ -26,10 +26,7 @@ from typing import Any
 from backend.embedding import resolve_model, weights_hash
 from backend.settings import Settings
 from backend.store.chroma import ChromaStore
-
-
-class TuneError(RuntimeError):
-    """Tuning cannot start: too few articles, or the training extras are missing."""
+from ingest.errors import TuneError as TuneError  # raised here; importable from here too
 
 
 @dataclass(frozen=True, slots=True)
