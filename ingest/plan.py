@@ -68,14 +68,19 @@ def triage(incoming: Sequence[Incoming], stored: Mapping[str, str], owners: Mapp
     and ``owners`` (text key -> the id that holds that text, this run's earlier batches first).
 
     An article stored with the same hash is unchanged, whatever else holds its text; otherwise one whose
-    text another id already holds (stored, or earlier in the run) is a copy of it; the rest are written."""
+    text another id already holds (stored, or earlier in the run) is a copy of it; the rest are written.
+    A stored owner that this very batch gives another text holds the old one no more: an article with
+    that old text is no copy of it (it would be a copy of nothing, its text stored nowhere)."""
     result = Triage()
+    texts = {item.id: item.text_key for item in incoming}
     for item in incoming:
         if stored.get(item.id) == item.digest:
             result.unchanged.append(item.id)
             result.present.add(item.id)
             continue
         owner = result.claimed.get(item.text_key) or owners.get(item.text_key)
+        if owner is not None and texts.get(owner, item.text_key) != item.text_key:
+            owner = None
         if owner is not None and owner != item.id:
             result.copies[item.id] = owner
             result.present.add(owner)
