@@ -19,13 +19,12 @@ from typing import Any, BinaryIO
 
 from chromadb.errors import ChromaError
 
-from backend.core.errors import Busy
+from backend.core.errors import Busy, NotFound
 from backend.core.types import Article, ArticleOutcome, FileOutcome, Removal
 from backend.services import Services
-from ingest.errors import ArchiveWriteError, WriterBusyError
 from ingest.loaders import LoadError
 from ingest.normalize import RecordError, article_from_record
-from ingest.pipeline import Ingestor, delete_article
+from ingest.pipeline import ArchiveWriteError, ArticleNotFoundError, Ingestor, WriterBusyError, delete_article
 
 # A request waits this long for another request's write before it is told to retry.
 _WAIT_S = 30.0
@@ -127,10 +126,13 @@ class PipelineWriter:
         )
 
     def delete(self, id_or_url: str) -> Removal:
-        with self._writing():  # an ArticleNotFoundError is a NotFound: the API answers 404
-            return delete_article(
-                self._settings, self._store, self._registry, self._lexical, id_or_url, lock_wait_s=_LOCK_WAIT_S
-            )
+        with self._writing():
+            try:
+                return delete_article(
+                    self._settings, self._store, self._registry, self._lexical, id_or_url, lock_wait_s=_LOCK_WAIT_S
+                )
+            except ArticleNotFoundError as exc:
+                raise NotFound(str(exc)) from exc
 
 
 def with_writer(services: Services) -> Services:
