@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 
+from byline.exits import exit_code, exits, tell
 from eval.cli import app as eval_app
 from ingest.loaders import describe as describe_formats
 
@@ -74,17 +75,13 @@ def _progress(quiet: bool) -> Callable[[_Reporting], None]:
 def _local_settings() -> Settings:
     """Settings for a command that opens the archive in this process: refused (exit 2) while a
     server has the same embedded Chroma directory open, since two processes must not share it."""
-    from backend.core.errors import BylineError
     from backend.settings import get_settings
     from backend.store.ownership import ensure_not_served
 
     settings = get_settings()
     if settings.chroma.mode == "embedded":
-        try:
+        with exits():
             ensure_not_served(settings.data_dir)
-        except BylineError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from exc
     return settings
 
 
@@ -99,26 +96,14 @@ def _ingestor() -> Ingestor:
     return Ingestor(settings, embedder, build_store(settings, embedder.identity()), build_registry(settings))
 
 
-def _refused(exc: Exception) -> typer.Exit:
-    """A refusal to touch the archive as it is (another writer, another encoder's vectors): exit status 2."""
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(2)
-
-
 @contextmanager
-def _archive_errors(data_dir: Path) -> Iterator[None]:
-    """A command that writes the archive: refused (exit 2) while another writer holds it or another encoder
-    made its vectors; failed (exit 1) on a full disk or a read-only data directory."""
-    from backend.core.errors import EncoderMismatch
-    from ingest.pipeline import ArchiveWriteError, WriterBusyError
+def _writing(data_dir: Path) -> Iterator[None]:
+    """A command that writes the archive: a failed write said in words (``storage_errors``), then every
+    error given its exit status by the one table (``byline.exits``)."""
+    from ingest.storage import storage_errors
 
-    try:
+    with exits(data_dir), storage_errors(data_dir):
         yield
-    except (WriterBusyError, EncoderMismatch) as exc:
-        raise _refused(exc) from exc
-    except ArchiveWriteError as exc:
-        typer.echo(f"error: {exc} (data directory: {data_dir})", err=True)
-        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -141,10 +126,9 @@ def ingest(
     The exit status is 1 only when nothing could be ingested.
     """
     from backend.services import build_store
-    from ingest.pipeline import storage_errors
 
     settings = _local_settings()
-    with _archive_errors(settings.data_dir), storage_errors(settings.data_dir):
+    with _writing(settings.data_dir):
         if if_empty and (count := build_store(settings).count()) > 0:
             typer.echo(f"The archive in {settings.data_dir} already has {count} chunks; nothing to do.")
             return
@@ -156,33 +140,19 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _backup_failed(exc: Exception) -> typer.Exit:
-    """A refusal (a writer or a server holds the archive, a bad target) exits 2; a failed copy 1."""
-    from backend.core.errors import BylineError
-    from ingest.pipeline import WriterBusyError
-
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(2 if isinstance(exc, BylineError | WriterBusyError) else 1)
-
-
 @app.command(name="backup")
 def backup_command(
     directory: Annotated[Path, typer.Argument(help="A new (or empty) directory for the copy.", file_okay=False)],
 ) -> None:
     """Copy the archive in BYLINE_DATA_DIR to DIRECTORY, consistently: refused while an ingest writes or a
     server has the embedded store open. SQLite files are copied with SQLite's backup API, Chroma's files
-    under the writer lock; a manifest lists every file with its checksum."""
-    import sqlite3
-
-    from backend.core.errors import BylineError
+    under the writer lock; a manifest lists every file with its checksum. A refusal (a writer or a server
+    holds the archive, a bad target) exits 2; a failed copy 1."""
     from backend.settings import get_settings
     from ingest.backup import backup
-    from ingest.pipeline import WriterBusyError
 
-    try:
+    with exits():
         report = backup(get_settings(), directory)
-    except (BylineError, WriterBusyError, OSError, sqlite3.Error) as exc:
-        raise _backup_failed(exc) from exc
     typer.echo(report.summary(f"backed up to {report.path}:"))
 
 
@@ -192,17 +162,11 @@ def restore_command(
 ) -> None:
     """Replace the archive in BYLINE_DATA_DIR by the backup in DIRECTORY, after checking every file of it.
     Refused while an ingest writes or a server has the store open; the replaced archive is kept beside it."""
-    import sqlite3
-
-    from backend.core.errors import BylineError
     from backend.settings import get_settings
     from ingest.backup import restore
-    from ingest.pipeline import WriterBusyError
 
-    try:
+    with exits():
         report = restore(get_settings(), directory)
-    except (BylineError, WriterBusyError, OSError, sqlite3.Error) as exc:
-        raise _backup_failed(exc) from exc
     typer.echo(report.summary(f"restored {report.path} from {directory}:"))
 
 
@@ -210,24 +174,21 @@ def restore_command(
 def delete(ids: Annotated[list[str], typer.Argument(help="Article ids or URLs.")]) -> None:
     """Remove articles (by id or URL) and their chunks from the archive."""
     from backend.services import build_lexical, build_registry, build_store
-    from ingest.pipeline import (
-        ArticleNotFoundError,
-        delete_article,
-        storage_errors,
-    )
+    from ingest.errors import ArticleNotFoundError
+    from ingest.pipeline import delete_article
 
     settings = _local_settings()
-    missing = 0
-    with _archive_errors(settings.data_dir), storage_errors(settings.data_dir):
+    failed: int | None = None  # one missing article does not stop the others
+    with _writing(settings.data_dir):
         store, registry, lexical = build_store(settings), build_registry(settings), build_lexical(settings)
         for id_or_url in ids:
             try:
                 typer.echo(delete_article(settings, store, registry, lexical, id_or_url))
             except ArticleNotFoundError as exc:
-                typer.echo(f"error: {exc}", err=True)
-                missing += 1
-    if missing:
-        raise typer.Exit(1)
+                tell(exc)
+                failed = exit_code(exc)
+    if failed is not None:
+        raise typer.Exit(failed)
 
 
 def exposure_warning(host: str, has_keys: bool) -> str | None:
@@ -290,12 +251,13 @@ def _check_encoder(settings: Settings) -> None:
     from backend.embedding import build_embedder
     from backend.services import build_store
 
-    try:
-        build_store(settings, build_embedder(settings.embedding).identity())
-    except EncoderMismatch as exc:
-        raise _refused(exc) from exc
-    except StoreUnavailable:
-        pass
+    with exits():
+        try:
+            build_store(settings, build_embedder(settings.embedding).identity())
+        except EncoderMismatch:
+            raise
+        except StoreUnavailable:
+            pass
 
 
 @app.command()
@@ -339,15 +301,12 @@ def ask(
     Runs in this process: do not point it at a data directory a running server is using.
     """
     from backend.core.dates import today_utc
-    from backend.core.errors import EncoderMismatch
     from backend.services import build_services
 
     day = _parse_day(as_of) or today_utc()
-    try:
+    with exits():
         services = build_services(_local_settings())
-    except EncoderMismatch as exc:
-        raise _refused(exc) from exc
-    answer = services.answers.ask(question, session_id=session, as_of=day, k=k)
+        answer = services.answers.ask(question, session_id=session, as_of=day, k=k)
     typer.echo(answer.text)
     if answer.citations:
         typer.echo("\nSources:")
@@ -370,7 +329,7 @@ def reindex(
     from ingest.reindex import reindex as run_reindex
 
     settings = _local_settings()
-    with _archive_errors(settings.data_dir):
+    with exits(settings.data_dir):
         report = run_reindex(
             settings, build_embedder(settings.embedding), progress=_progress(quiet), batch_size=batch_size
         )
@@ -398,11 +357,10 @@ def tune(
     tuned model, saves the tuned one under BYLINE_DATA_DIR/models/ and says how to use it. It never touches
     the archive's vectors: use the model, then run `byline reindex`."""
     from backend.services import build_store
-    from ingest.tune import TuneError
     from ingest.tune import tune as run_tune
 
     settings = _local_settings()
-    try:
+    with exits():
         report = run_tune(
             settings,
             build_store(settings),
@@ -413,6 +371,4 @@ def tune(
             held_out=held_out,
             say=lambda line: typer.echo(line, err=True),
         )
-    except TuneError as exc:
-        raise _refused(exc) from exc
     typer.echo(report.summary())

@@ -26,24 +26,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from backend.core.errors import BylineError
 from backend.settings import Settings
 from backend.store.ownership import ensure_not_served
-from ingest.pipeline import writer_lock
+from ingest.errors import BackupError as BackupError  # raised here; importable from here too
+from ingest.lock import LOCK_FILE, writer_lock
 
 MANIFEST = "byline-backup.json"
 FORMAT = 1
 # The lock files mark who holds the directory now; they are never part of an archive.
-_NOT_ARCHIVE = {".ingest.lock", ".server.lock"}
+_NOT_ARCHIVE = {LOCK_FILE, ".server.lock"}
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 _STAGING = ".restore-staging"
-
-
-class BackupError(BylineError):
-    """A backup or restore that cannot be done as asked; the message says why and what to do."""
-
-    status = 409
-    title = "Conflict"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,9 @@ from backend.core.protocols import Embedder
 from backend.settings import DEFAULT_EMBEDDING_MODEL, Settings
 from backend.store.chroma import ChromaStore, Record, chunk_from_record, open_client, remove_dropped_files
 from ingest.chunking import embed_text
-from ingest.pipeline import progress_bar, storage_errors, writer_lock
+from ingest.lock import writer_lock
+from ingest.report import progress_bar
+from ingest.storage import storage_errors
 
 
 @dataclass(slots=True)

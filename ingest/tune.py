@@ -25,10 +25,7 @@ from typing import Any
 from backend.core.protocols import VectorStore
 from backend.embedding import load_sentence_transformer, weights_hash
 from backend.settings import Settings
-
-
-class TuneError(RuntimeError):
-    """Tuning cannot start: too few articles, or the training extras are missing."""
+from ingest.errors import TuneError as TuneError  # raised here; importable from here too
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,12 +19,12 @@ from typing import Any, BinaryIO
 
 from chromadb.errors import ChromaError
 
-from backend.core.errors import Busy, NotFound
+from backend.core.errors import Busy
 from backend.core.types import Article, ArticleOutcome, FileFormat, FileOutcome, Removal
 from backend.services import Services
 from ingest.loaders import FORMATS, LoadError, unsupported
 from ingest.normalize import RecordError, article_from_record
-from ingest.pipeline import ArchiveWriteError, ArticleNotFoundError, Ingestor, WriterBusyError, delete_article
+from ingest.pipeline import ArchiveWriteError, Ingestor, WriterBusyError, delete_article
 
 # A request waits this long for another request's write before it is told to retry.
 _WAIT_S = 30.0
@@ -133,13 +133,10 @@ class PipelineWriter:
         )
 
     def delete(self, id_or_url: str) -> Removal:
-        with self._writing():
-            try:
-                return delete_article(
-                    self._settings, self._store, self._registry, self._lexical, id_or_url, lock_wait_s=_LOCK_WAIT_S
-                )
-            except ArticleNotFoundError as exc:
-                raise NotFound(str(exc)) from exc
+        with self._writing():  # an unknown article raises ArticleNotFoundError, a NotFound: 404
+            return delete_article(
+                self._settings, self._store, self._registry, self._lexical, id_or_url, lock_wait_s=_LOCK_WAIT_S
+            )
 
 
 def with_writer(services: Services) -> Services:

@@ -1,0 +1,106 @@
+"""The writes of an ingest batch: Chroma, then the lexical index, then the article registry.
+
+Chroma is written first (one upsert, so an article's chunks appear together; then its stale chunks go)
+and the registry last. A run killed anywhere is repaired by the next: an article the registry does not
+know as written is simply written again, and chunk ids derived from content make that an idempotent
+upsert. Between Chroma's write and the lexical index's, a pending marker on disk says the two may differ
+(``sync_lexical``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backend.core.protocols import ArticleStore, LexicalStore, VectorStore
+from backend.core.types import Article, ArticleRecord, Copy
+from ingest.chunking import PreparedChunk
+
+# Marks a batch between its Chroma write and the lexical index's (see ``sync_lexical``).
+PENDING = ".ingest.pending"
+
+Extra = dict[str, str | int | float | bool]
+
+
+def article_extra(article: Article, digest: str) -> Extra:
+    """Chunk metadata beyond what citations need: authors and the record's unknown fields."""
+    extra: Extra = {"content_hash": digest}
+    if article.authors:
+        extra["authors"] = "; ".join(article.authors)
+    if article.metadata:
+        extra["extra"] = json.dumps(article.metadata, sort_keys=True, default=str)
+    return extra
+
+
+@dataclass(slots=True)
+class Writes:
+    """One batch's writes, as planned: chunks to store (with metadata), chunks to remove, registry rows."""
+
+    chunks: list[PreparedChunk] = field(default_factory=list)
+    extras: list[Extra] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    records: list[ArticleRecord] = field(default_factory=list)
+    bands: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    copies: list[Copy] = field(default_factory=list)
+
+
+def apply(
+    writes: Writes,
+    vectors: Sequence[list[float]],
+    store: VectorStore,
+    lexical: LexicalStore,
+    registry: ArticleStore,
+    pending: Path,
+) -> None:
+    """Write one batch (``vectors`` in the order of ``writes.chunks``), in the order that makes a crash
+    at any point repairable by the next run."""
+    writes_chunks = bool(writes.chunks or writes.stale)
+    if writes_chunks:
+        durable_touch(pending)
+    if writes.chunks:
+        store.upsert([p.chunk for p in writes.chunks], list(vectors), writes.extras)
+    store.delete(writes.stale)
+    lexical.add(p.chunk for p in writes.chunks)
+    lexical.delete(writes.stale)
+    if writes_chunks:
+        pending.unlink()
+    registry.save(writes.records, writes.bands, writes.copies)
+
+
+def sync_lexical(store: VectorStore, lexical: LexicalStore, pending: Path) -> None:
+    """Rebuild the lexical index from Chroma when a run died between their writes, or they disagree.
+
+    Counting alone would miss a run that died after Chroma replaced an article's chunks with as many
+    new ones: the counts agree, the ids do not. So a batch marks itself pending before it writes Chroma
+    and unmarks after the lexical index has followed; a mark found here means they may differ."""
+    if pending.exists() or lexical.count() != store.count():
+        lexical.rebuild(store.iter_chunks())
+    else:
+        lexical.ensure_current(store.iter_chunks)  # made by another analyzer: rebuilt before it is written
+    pending.unlink(missing_ok=True)
+
+
+def delete_articles(store: VectorStore, registry: ArticleStore, lexical: LexicalStore, article_ids: list[str]) -> int:
+    """Remove articles' chunks from both indexes, then their registry rows (with copies); return chunks removed."""
+    chunk_ids = [cid for ids in store.chunk_ids_by_article(article_ids).values() for cid in ids]
+    store.delete(chunk_ids)
+    lexical.delete(chunk_ids)
+    registry.delete(article_ids)
+    return len(chunk_ids)
+
+
+def durable_touch(path: Path) -> None:
+    """Create ``path`` and make its existence survive a crash of the machine, not only of the process."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
