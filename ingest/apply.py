@@ -18,6 +18,7 @@ from pathlib import Path
 from backend.core.protocols import ArticleStore, LexicalStore, VectorStore
 from backend.core.types import Article, ArticleRecord, Copy
 from ingest.chunking import PreparedChunk
+from ingest.errors import LexicalRebuildNeeded
 
 # Marks a batch between its Chroma write and the lexical index's (see ``sync_lexical``).
 PENDING = ".ingest.pending"
@@ -70,13 +71,18 @@ def apply(
     registry.save(writes.records, writes.bands, writes.copies)
 
 
-def sync_lexical(store: VectorStore, lexical: LexicalStore, pending: Path) -> None:
+def sync_lexical(store: VectorStore, lexical: LexicalStore, pending: Path, rebuild: bool = True) -> None:
     """Rebuild the lexical index from Chroma when a run died between their writes, or they disagree.
 
     Counting alone would miss a run that died after Chroma replaced an article's chunks with as many
     new ones: the counts agree, the ids do not. So a batch marks itself pending before it writes Chroma
-    and unmarks after the lexical index has followed; a mark found here means they may differ."""
-    if pending.exists() or lexical.count() != store.count():
+    and unmarks after the lexical index has followed; a mark found here means they may differ.
+
+    ``rebuild=False`` (a server's write, inside an HTTP request): raise ``LexicalRebuildNeeded`` instead."""
+    needed = pending.exists() or lexical.count() != store.count()
+    if not rebuild and (needed or lexical.stale):
+        raise LexicalRebuildNeeded()
+    if needed:
         lexical.rebuild(store.iter_chunks())
     else:
         lexical.ensure_current(store.iter_chunks)  # made by another analyzer: rebuilt before it is written

@@ -19,6 +19,19 @@ class WriterBusyError(Busy):
         super().__init__(message, retry_after_s)
 
 
+class LexicalRebuildNeeded(Busy):
+    """The lexical index must be rebuilt from the vector store before this write (a run died between their
+    writes, or the index was made by another analyzer), and this caller may not do it: an HTTP request never
+    runs a full rebuild. The server's writer starts one in the background and the client retries."""
+
+    def __init__(
+        self,
+        message: str = "the search index is being rebuilt after an interrupted write; try again shortly",
+        retry_after_s: int = 30,
+    ) -> None:
+        super().__init__(message, retry_after_s)
+
+
 class ArchiveWriteError(BylineError):
     """The archive could not be written: a full disk, a read-only or unwritable data directory.
 

@@ -65,9 +65,14 @@ class Ingestor:
         registry: ArticleStore,
         lexical: LexicalStore | None = None,
         lock_wait_s: float = 0.0,
+        rebuild_lexical: bool = True,
     ) -> None:
+        """``rebuild_lexical=False``: a run that finds the lexical index in need of a full rebuild raises
+        ``LexicalRebuildNeeded`` instead of doing it (a server's write, inside an HTTP request); ``sync``
+        does it."""
         self._settings = settings
         self._lock_wait_s = lock_wait_s
+        self._rebuild_lexical = rebuild_lexical
         self._embedder = embedder
         self._store = store
         self._registry = registry
@@ -122,6 +127,12 @@ class Ingestor:
                 article = replace(article, text=article.text[:max_chars])
             yield article, origin
 
+    def sync(self) -> None:
+        """Bring the lexical index in line with the vector store now, rebuilding it if a run died between
+        their writes or it was made by another analyzer."""
+        with storage_errors(self._settings.data_dir), writer_lock(self._settings.data_dir, self._lock_wait_s):
+            sync_lexical(self._store, self._lexical, self._pending)
+
     def ingest(
         self, paths: Iterable[Path], progress: Progress | None = None, prune: bool = False, origin: str | None = None
     ) -> IngestReport:
@@ -151,7 +162,7 @@ class Ingestor:
         clusterer = StoryClusterer(self._registry.lsh_candidates, self._cluster_of)
         present: set[str] = set()  # stored ids whose text is still in the source (for prune)
         with storage_errors(self._settings.data_dir), writer_lock(self._settings.data_dir, self._lock_wait_s):
-            sync_lexical(self._store, self._lexical, self._pending)
+            sync_lexical(self._store, self._lexical, self._pending, rebuild=self._rebuild_lexical)
             batch: list[tuple[Article, str]] = []
             run_texts: dict[str, str] = {}
             for article, origin in self._checked(items, report):

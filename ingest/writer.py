@@ -7,12 +7,13 @@ process; a CLI ingest holding the directory's writer lock makes a request fail f
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,6 +23,7 @@ from chromadb.errors import ChromaError
 from backend.core.errors import Busy
 from backend.core.types import Article, ArticleOutcome, FileFormat, FileOutcome, Removal
 from backend.services import Services
+from ingest.errors import LexicalRebuildNeeded
 from ingest.loaders import FORMATS, LoadError, unsupported
 from ingest.normalize import RecordError, article_from_record
 from ingest.pipeline import ArchiveWriteError, Ingestor, WriterBusyError, delete_article
@@ -30,6 +32,7 @@ from ingest.pipeline import ArchiveWriteError, Ingestor, WriterBusyError, delete
 _WAIT_S = 30.0
 # ... and this long for another process's (an API worker's; a CLI ingest holds it far longer).
 _LOCK_WAIT_S = 5.0
+log = logging.getLogger(__name__)
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -43,11 +46,42 @@ class PipelineWriter:
     def __init__(self, services: Services) -> None:
         self._settings = services.settings
         self._store, self._registry, self._lexical = services.store, services.registry, services.lexical
+        # A full rebuild of the lexical index never runs inside a request: here, as the server starts, and
+        # otherwise in the background (``_rebuild_soon``) while requests are told to retry.
         self._ingestor = Ingestor(
-            self._settings, services.embedder, self._store, self._registry, self._lexical, lock_wait_s=_LOCK_WAIT_S
+            self._settings,
+            services.embedder,
+            self._store,
+            self._registry,
+            self._lexical,
+            lock_wait_s=_LOCK_WAIT_S,
+            rebuild_lexical=False,
         )
         self._lock = threading.Lock()
         self._wedged: str | None = None  # why writes are refused until a restart
+        self._rebuilding: threading.Thread | None = None
+        with suppress(WriterBusyError):  # an ingest run holds the directory: it brings the index in line itself
+            self._ingestor.sync()
+
+    def _rebuild_soon(self) -> None:
+        """Rebuild the lexical index in a thread of its own, holding the writes back until it is done."""
+        if self._rebuilding is not None and self._rebuilding.is_alive():
+            return
+
+        def rebuild() -> None:
+            with self._lock:
+                try:
+                    self._ingestor.sync()
+                except Exception:  # the next write tries again, and says so to its client
+                    log.exception("rebuilding the lexical index failed")
+
+        self._rebuilding = threading.Thread(target=rebuild, name="byline-lexical-rebuild", daemon=True)
+        self._rebuilding.start()
+
+    def wait_for_rebuild(self, timeout_s: float | None = None) -> None:
+        """Return once a background rebuild has finished (tests, and a server shutting down)."""
+        if self._rebuilding is not None:
+            self._rebuilding.join(timeout_s)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -57,6 +91,9 @@ class PipelineWriter:
             raise Busy("the archive is busy with another write; try again shortly", retry_after_s=10)
         try:
             yield
+        except LexicalRebuildNeeded:
+            self._rebuild_soon()
+            raise
         except WriterBusyError as exc:
             raise Busy(str(exc).replace(str(self._settings.data_dir), "the data directory"), retry_after_s=30) from exc
         except ArchiveWriteError as exc:

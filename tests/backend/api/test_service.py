@@ -2,6 +2,7 @@
 and the OpenAI-compatible chat, through a real uvicorn server (and TestClient for the edges)."""
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from backend.api.limits import RateLimiter
 from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services, build_services
 from backend.settings import ApiSettings, Settings
+from ingest.apply import PENDING
 from ingest.loaders import FORMATS, suffixes
 from ingest.pipeline import writer_lock
 from ingest.writer import safe_name, with_writer
@@ -316,3 +318,38 @@ def test_the_documentation_lists_every_route(server: ServerThread) -> None:
                  "/v1/models",
                  "/health", "/ready"):  # fmt: skip
         assert path in paths, path
+
+
+def test_a_write_that_needs_a_full_lexical_rebuild_is_told_to_retry_while_the_rebuild_runs_outside_it(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    """A CLI run that died between the vector store's write and the lexical index's leaves its marker; the
+    server's next write must not rebuild the whole index inside the request."""
+    services = _writable(tmp_path, embedder)
+    assert services.writer is not None
+    client = TestClient(create_app(services))
+    assert client.post("/articles", json={"articles": [FRESH]}).json()["results"][0]["status"] == "new"
+    rebuilt_in: list[str] = []
+    rebuild = services.lexical.rebuild
+
+    def recording(chunks: object) -> None:
+        rebuilt_in.append(threading.current_thread().name)
+        rebuild(chunks)  # type: ignore[arg-type]
+
+    services.lexical.rebuild = recording  # type: ignore[method-assign]
+    (services.settings.data_dir / PENDING).touch()  # as a killed ingest run leaves it
+    second = {
+        **FRESH,
+        "id": "fresh-2",
+        "url": "https://harbor-post.example/2024/05/ferry",
+        "title": "Ferry to Port Calder resumes",
+        "text": "The ferry to Port Calder sailed again on Friday after the harbour works, its captain said.",
+    }
+    refused = client.post("/articles", json={"articles": [second]})
+    assert refused.status_code == 503 and refused.headers["content-type"] == "application/problem+json"
+    assert "rebuilt" in refused.json()["detail"] and int(refused.headers["retry-after"]) > 0
+    services.writer.wait_for_rebuild(120)  # type: ignore[attr-defined]
+    assert rebuilt_in == ["byline-lexical-rebuild"]  # never the request's thread
+    assert not (services.settings.data_dir / PENDING).exists()
+    assert client.post("/articles", json={"articles": [second]}).json()["results"][0]["status"] == "new"
+    assert services.lexical.count() == services.store.count()
