@@ -127,15 +127,20 @@ class AskRequest(Strict):
     k: StrictInt | None = Field(default=None, ge=1, le=50)
 
 
-class CitationOut(FromCore):
+class SourceOut(FromCore):
     n: int
     article_id: str
     url: str | None
     title: str
     source: str | None
     published_at: datetime | None
-    snippet: str
     also_in: list[str] = Field(default_factory=list, description="Other outlets that carried the same story.")
+
+
+class CitationOut(SourceOut):
+    """A source the answer cites, with the passage it cites."""
+
+    snippet: str
 
 
 class ShortAnswerOut(BaseModel):
@@ -199,16 +204,6 @@ class AskResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     chunks: int | None
-
-
-class SourceOut(FromCore):
-    n: int
-    article_id: str
-    url: str | None
-    title: str
-    source: str | None
-    published_at: datetime | None
-    also_in: list[str] = Field(default_factory=list, description="Other outlets that carried the same story.")
 
 
 class StreamStart(BaseModel):
