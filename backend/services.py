@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
@@ -120,7 +121,9 @@ def build_retriever(
     store: ChromaStore,
     lexical: LexicalIndex,
     registry: ArticleRegistry | None = None,
+    pool: Executor | None = None,
 ) -> Retriever:
+    """``pool``: where the news retriever runs BM25 beside the dense search (the services' own)."""
     name, options = retrieval_settings(spec, settings.retrieval)
     dense, bm25 = DenseRetriever(embedder, store), BM25Retriever(lexical, store, options.bm25_min_length)
     match name:
@@ -132,7 +135,7 @@ def build_retriever(
             return HybridRetriever(dense, bm25, depth=options.depth)
         case _:
             reranker = build_reranker(options, settings.embedding.device) if options.rerank else None
-            return NewsRetriever(dense, bm25, options, reranker=reranker, registry=registry)
+            return NewsRetriever(dense, bm25, options, reranker=reranker, registry=registry, pool=pool)
 
 
 def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
