@@ -346,7 +346,10 @@ def ask(
         services = build_services(_local_settings())
     except EncoderMismatch as exc:
         raise _refused(exc) from exc
-    answer = services.answers.ask(question, session_id=session, as_of=day, k=k)
+    try:
+        answer = services.answers.ask(question, session_id=session, as_of=day, k=k)
+    finally:
+        services.close()
     typer.echo(answer.text)
     if answer.citations:
         typer.echo("\nSources:")
