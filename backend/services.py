@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
@@ -30,6 +31,7 @@ from backend.core.protocols import (
 from backend.core.types import Turn
 from backend.embedding import BatchingEmbedder, CachedEmbedder, build_embedder
 from backend.nlp import load_nlp
+from backend.pools import Pools
 from backend.retrieval.dense import DenseRetriever
 from backend.retrieval.hybrid import HybridRetriever
 from backend.retrieval.lexical import BM25Retriever
@@ -54,8 +56,13 @@ class Services:
     answers: AnswerChain
     sessions: ConversationStore
     feedback: FeedbackStore
+    pools: Pools
     # None: a read-only server (POST and DELETE /articles answer 503); see ingest.writer.with_writer.
     writer: ArchiveWriter | None = None
+
+    def close(self) -> None:
+        """Shut the worker threads down; the services answer no question afterwards."""
+        self.pools.shutdown()
 
 
 def build_store(settings: Settings, encoder: EncoderIdentity | None = None) -> ChromaStore:
@@ -73,8 +80,11 @@ def build_generator(
     embedder: Embedder,
     chat: BaseChatModel | None = None,
     article_text: Callable[[str], str] | None = None,
+    *,
+    pool: Executor,
 ) -> AnswerGenerator:
-    """``article_text``: the store's whole-article text, which the reader reads around a passage."""
+    """``article_text``: the store's whole-article text, which the reader reads around a passage. ``pool``:
+    the services' threads where the model is waited for."""
     quotes = ExtractiveAnswerer(embedder, settings.answer)
     extractive: AnswerGenerator = quotes
     if settings.answer.mode == "short":
@@ -83,12 +93,14 @@ def build_generator(
         extractive = ShortAnswerer(reader, quotes, settings.answer)
     if chat is None:
         return extractive
-    return LLMAnswerer(chat, gate=extractive, timeout_s=settings.llm.timeout_s)
+    return LLMAnswerer(chat, gate=extractive, timeout_s=settings.llm.timeout_s, pool=pool)
 
 
-def build_condenser(settings: Settings, chat: BaseChatModel | None) -> Callable[[str, Sequence[Turn]], str]:
+def build_condenser(
+    settings: Settings, chat: BaseChatModel | None, *, pool: Executor
+) -> Callable[[str, Sequence[Turn]], str]:
     """The follow-up rewriter: the language model where one is configured, else the rules."""
-    return LLMCondenser(chat, timeout_s=settings.llm.timeout_s) if chat is not None else rewrite_followup
+    return LLMCondenser(chat, timeout_s=settings.llm.timeout_s, pool=pool) if chat is not None else rewrite_followup
 
 
 RETRIEVERS = ("dense", "bm25", "hybrid", "news")
@@ -129,7 +141,9 @@ def build_retriever(
     store: VectorStore,
     lexical: LexicalStore,
     registry: ArticleStore | None = None,
+    pool: Executor | None = None,
 ) -> Retriever:
+    """``pool``: where the news retriever runs BM25 beside the dense search (the services' own)."""
     name, options = retrieval_settings(spec, settings.retrieval)
     dense, bm25 = DenseRetriever(embedder, store), BM25Retriever(lexical, store, options.bm25_min_length)
     match name:
@@ -141,7 +155,7 @@ def build_retriever(
             return HybridRetriever(dense, bm25, depth=options.depth)
         case _:
             reranker = build_reranker(options, settings.embedding.device) if options.rerank else None
-            return NewsRetriever(dense, bm25, options, reranker=reranker, registry=registry)
+            return NewsRetriever(dense, bm25, options, reranker=reranker, registry=registry, pool=pool)
 
 
 def build_services(settings: Settings, embedder: Embedder | None = None) -> Services:
@@ -160,19 +174,20 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     registry = build_registry(settings)
     reader = QueryReader(registry.outlets)
     sessions = SessionStore(settings.sessions_db, settings.sessions.max_age_days)
-    retriever = build_retriever(settings.retrieval.retriever, settings, asking, store, lexical, registry)
+    pools = Pools.start()
+    retriever = build_retriever(settings.retrieval.retriever, settings, asking, store, lexical, registry, pools.lexical)
     # The provider is looked up in its registry (backend/answering/providers.py); "extractive" has no chat model.
     chat = build_chat_model(settings.llm)
     answers = AnswerChain(
         reader,
         retriever,
-        build_generator(settings, asking, chat, store.article_text),
+        build_generator(settings, asking, chat, store.article_text, pool=pools.llm),
         sessions,
         k=settings.retrieval.k,
         max_sources=settings.answer.max_sources,
         history_turns=settings.sessions.history_turns,
         archive_span=registry.span,
-        condense=build_condenser(settings, chat),
+        condense=build_condenser(settings, chat, pool=pools.condense),
     )
     return Services(
         settings=settings,
@@ -185,4 +200,5 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         answers=answers,
         sessions=sessions,
         feedback=FeedbackStore(settings.sessions_db),
+        pools=pools,
     )

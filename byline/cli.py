@@ -306,7 +306,10 @@ def ask(
     day = _parse_day(as_of) or today_utc()
     with exits():
         services = build_services(_local_settings())
-        answer = services.answers.ask(question, session_id=session, as_of=day, k=k)
+        try:
+            answer = services.answers.ask(question, session_id=session, as_of=day, k=k)
+        finally:
+            services.close()
     typer.echo(answer.text)
     if answer.citations:
         typer.echo("\nSources:")

@@ -64,4 +64,4 @@ def create() -> FastAPI:
         raise SystemExit(2) from exc
     services.embedder.load()  # before the first request, not during it
     services.lexical.warm()
-    return create_app(services)
+    return create_app(services, close_services=True)  # built here, so closed when the server stops

@@ -163,7 +163,13 @@ def _retriever(services: Services, spec: str, report: Callable[[str], None]) -> 
 
         return tutorial_retriever(services, built)
     return build_retriever(
-        spec, services.settings, services.embedder, services.store, services.lexical, services.registry
+        spec,
+        services.settings,
+        services.embedder,
+        services.store,
+        services.lexical,
+        services.registry,
+        services.pools.lexical,
     )
 
 

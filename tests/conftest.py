@@ -73,19 +73,24 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def services(settings: Settings, embedder: SentenceTransformerEmbedder) -> Services:
-    return build_services(settings, embedder)
+def services(settings: Settings, embedder: SentenceTransformerEmbedder) -> Iterator[Services]:
+    built = build_services(settings, embedder)
+    yield built
+    built.close()
 
 
 @pytest.fixture(scope="session")
-def demo_services(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Services:
+def demo_services(
+    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder
+) -> Iterator[Services]:
     """The demo archive ingested once for the session; tests must not write to it."""
     # Many tests (and schemathesis) share this server from one address: no rate limit here.
     settings = Settings(data_dir=tmp_path_factory.mktemp("demo") / "data", api=ApiSettings(rate_per_minute=0))
     services = build_services(settings, embedder)
     report = Ingestor(settings, embedder, services.store, services.registry).ingest([DEMO])
     assert not report.errors, report.summary()
-    return services
+    yield services
+    services.close()
 
 
 def free_port() -> int:

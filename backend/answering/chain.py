@@ -6,13 +6,15 @@ The generator step is the seam for LLM providers: anything that is an ``AnswerGe
 
 from __future__ import annotations
 
+import contextvars
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
-from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableLambda
 
 from backend.answering.deadline import question_clock
 from backend.answering.rewrite import rewrite_followup
@@ -32,6 +34,8 @@ from backend.core.types import (
     Turn,
 )
 from backend.retrieval.reading import QueryReader
+
+_T = TypeVar("_T")
 
 NOT_FOUND = "The archive has no article that answers this question."
 
@@ -155,6 +159,21 @@ def read_own_words(
     return replace(own, text=text or rewritten)
 
 
+@dataclass(frozen=True, slots=True)
+class ChainState:
+    """One question on its way through the chain: what was asked, then what each step made of it."""
+
+    question: str
+    history: tuple[Turn, ...]
+    as_of: date | None
+    filters: SearchFilters
+    k: int
+    rewritten: str = ""  # the follow-up made standalone, what is retrieved with
+    reading: Reading = field(default_factory=Reading)
+    hits: tuple[Hit, ...] = ()
+    sources: tuple[Source, ...] = ()  # the hits grouped by article and numbered, what the answer cites
+
+
 class AnswerChain:
     def __init__(
         self,
@@ -178,53 +197,26 @@ class AnswerChain:
         self._k = k
         self._max_sources = max_sources
         self._history_turns = history_turns
-        self._runnable = self._build()
+        self._prepare = self._build()
 
-    def _build(self) -> Runnable[dict[str, Any], dict[str, Any]]:
-        def rewrite(x: dict[str, Any]) -> str:
-            return self._condense(x["question"], x["history"])
+    def _build(self) -> Runnable[ChainState, ChainState]:
+        """Everything before the answer is written, which ``ask``, ``stream`` and ``sources_for`` share."""
 
-        def read(x: dict[str, Any]) -> Reading:
-            return read_own_words(self._reader, x["question"], x["rewritten"], x["history"], x["as_of"])
+        def rewrite(x: ChainState) -> ChainState:
+            return replace(x, rewritten=self._condense(x.question, x.history))
 
-        def retrieve(x: dict[str, Any]) -> list[Hit]:
-            query = SearchQuery(
-                text=x["rewritten"], k=x["k"], as_of=x["as_of"], filters=x["filters"], reading=x["reading"]
-            )
-            return self._retriever.retrieve(query)
+        def read(x: ChainState) -> ChainState:
+            return replace(x, reading=read_own_words(self._reader, x.question, x.rewritten, x.history, x.as_of))
 
-        def sources(x: dict[str, Any]) -> list[Source]:
-            return number_sources(x["hits"], self._max_sources)
+        def retrieve(x: ChainState) -> ChainState:
+            query = SearchQuery(text=x.rewritten, k=x.k, as_of=x.as_of, filters=x.filters, reading=x.reading)
+            return replace(x, hits=tuple(self._retriever.retrieve(query)))
 
-        def generate(x: dict[str, Any]) -> Draft:
-            return self._generator.generate(x["rewritten"], x["sources"], history=x["history"])
+        def number(x: ChainState) -> ChainState:
+            return replace(x, sources=tuple(number_sources(x.hits, self._max_sources)))
 
-        def finish(x: dict[str, Any]) -> dict[str, Any]:
-            text, citations = verify_citations(x["draft"], x["sources"])
-            if not text:
-                text, citations = not_found(x["sources"], self._archive_span() if self._archive_span else None), ()
-            retrieved = tuple(s.article_id for s in x["sources"])
-            short = renumber_short(x["draft"].short_answer, x["sources"], citations)
-            return {
-                "rewritten": x["rewritten"],
-                "reading": x["reading"],
-                "text": text,
-                "citations": citations,
-                "retrieved": retrieved,
-                "degraded": x["draft"].degraded,
-                "short_answer": short,
-            }
-
-        self._finish = finish
-        self._prepare = (
-            RunnablePassthrough.assign(rewritten=RunnableLambda(rewrite))
-            | RunnablePassthrough.assign(reading=RunnableLambda(read))
-            | RunnablePassthrough.assign(hits=RunnableLambda(retrieve))
-            | RunnablePassthrough.assign(sources=RunnableLambda(sources))
-        ).with_config(run_name="byline_retrieve")
-        return (
-            self._prepare | RunnablePassthrough.assign(draft=RunnableLambda(generate)) | RunnableLambda(finish)
-        ).with_config(run_name="byline_answer")
+        steps = RunnableLambda(rewrite) | RunnableLambda(read) | RunnableLambda(retrieve) | RunnableLambda(number)
+        return steps.with_config(run_name="byline_retrieve")
 
     def _state(
         self,
@@ -234,19 +226,23 @@ class AnswerChain:
         filters: SearchFilters | None,
         k: int | None,
         history: Sequence[Turn] | None,
-    ) -> dict[str, Any]:
+    ) -> ChainState:
         if history is None:
             history = self._sessions.history(session_id, self._history_turns)
-        return {
-            "question": question,
-            "history": list(history)[-self._history_turns :] if self._history_turns else [],
-            "as_of": as_of,
-            "filters": filters or SearchFilters(),
-            "k": k or self._k,
-        }
+        return ChainState(
+            question=question,
+            history=tuple(history)[-self._history_turns :] if self._history_turns else (),
+            as_of=as_of,
+            filters=filters or SearchFilters(),
+            k=k or self._k,
+        )
 
-    def _record(self, session_id: str, question: str, out: dict[str, Any], keep: bool, owner: str) -> Answer:
-        turn = Turn(question, out["rewritten"], out["text"], out["citations"])
+    def _answer(self, state: ChainState, draft: Draft, session_id: str, keep: bool, owner: str) -> Answer:
+        """The draft's citations checked against the sources, the turn stored where the chain keeps it."""
+        text, citations = verify_citations(draft, state.sources)
+        if not text:
+            text, citations = not_found(state.sources, self._archive_span() if self._archive_span else None), ()
+        turn = Turn(state.question, state.rewritten, text, citations)
         if keep:
             self._sessions.append(session_id, turn, owner)
         return Answer(
@@ -254,11 +250,52 @@ class AnswerChain:
             citations=turn.citations,
             session_id=session_id,
             rewritten_query=turn.rewritten_query,
-            retrieved=out["retrieved"],
-            reading=out["reading"],
-            degraded=out["degraded"],
-            short_answer=out["short_answer"],
+            retrieved=tuple(s.article_id for s in state.sources),
+            reading=state.reading,
+            degraded=draft.degraded,
+            short_answer=renumber_short(draft.short_answer, state.sources, citations),
         )
+
+    def _run(
+        self,
+        question: str,
+        session_id: str | None,
+        as_of: date | None,
+        filters: SearchFilters | None,
+        k: int | None,
+        history: Sequence[Turn] | None,
+        owner: str,
+        pieces: bool,
+    ) -> Iterator[StreamEvent]:
+        """The one path of a question: read and retrieve, then ``Started``, the answer's text pieces when
+        ``pieces`` (else the generator writes it whole), then the verified ``Answer``."""
+        session_id = self._session(session_id, history, owner)
+        # Each step runs in the question's own thread, as LangChain's ``assign`` ran them before the state was
+        # typed: measured in the test process, on the thread that had ingested the archive the embedding model
+        # took three to eight times as long, and a model's timeout was spent before it was asked.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="byline-question") as worker:
+
+            def step(run: Callable[..., _T], *args: Any) -> _T:
+                # The question's clock is a context variable: the step runs in a copy of this context.
+                return worker.submit(contextvars.copy_context().run, run, *args).result()
+
+            # Every model call of this question shares one timeout. The clock is set around each step, not
+            # around the generator: a generator's context is its caller's between steps.
+            with question_clock() as started:
+                state = step(self._prepare.invoke, self._state(question, session_id, as_of, filters, k, history))
+            yield Started(session_id, state.rewritten, state.reading, state.sources)
+            draft = Draft(text="")
+            made = _draft_pieces(self._generator, state.rewritten, state.sources, state.history, pieces)
+            while True:
+                with question_clock(started):
+                    piece = step(next, made, None)
+                if piece is None:
+                    break
+                if isinstance(piece, Draft):
+                    draft = piece
+                else:
+                    yield piece
+        yield self._answer(state, draft, session_id, keep=history is None, owner=owner)
 
     def ask(
         self,
@@ -274,10 +311,9 @@ class AnswerChain:
         """``history``: the conversation so far when the caller keeps it (the OpenAI-compatible
         route); then nothing is stored and ``session_id`` is not used. ``owner``: the API key's
         digest; another key's ``session_id`` is NotFound."""
-        session_id = self._session(session_id, history, owner)
-        with question_clock():  # every model call of this question shares one timeout
-            out = self._runnable.invoke(self._state(question, session_id, as_of, filters, k, history))
-        return self._record(session_id, question, out, keep=history is None, owner=owner)
+        *_, answer = self._run(question, session_id, as_of, filters, k, history, owner, pieces=False)
+        assert isinstance(answer, Answer)
+        return answer
 
     def stream(
         self,
@@ -292,23 +328,7 @@ class AnswerChain:
     ) -> Iterator[StreamEvent]:
         """The answer as it is made: how the question was read, the sources, text pieces, then the
         verified answer (whose text replaces the pieces: unsupported citations are gone from it)."""
-        session_id = self._session(session_id, history, owner)
-        with question_clock() as started:
-            state = self._prepare.invoke(self._state(question, session_id, as_of, filters, k, history))
-        yield Started(session_id, state["rewritten"], state["reading"], tuple(state["sources"]))
-        draft = Draft(text="")
-        pieces = _draft_pieces(self._generator, state["rewritten"], state["sources"], state["history"])
-        while True:
-            with question_clock(started):  # the clock is this generator's context only while it runs
-                piece = next(pieces, None)
-            if piece is None:
-                break
-            if isinstance(piece, Draft):
-                draft = piece
-            else:
-                yield piece
-        out = self._finish({**state, "draft": draft})
-        yield self._record(session_id, question, out, keep=history is None, owner=owner)
+        return self._run(question, session_id, as_of, filters, k, history, owner, pieces=True)
 
     def _session(self, session_id: str | None, history: Sequence[Turn] | None, owner: str) -> str:
         """The conversation's id: a new one, or the caller's own (its history is read next)."""
@@ -321,7 +341,7 @@ class AnswerChain:
     def sources_for(self, question: str, *, as_of: date | None = None) -> list[Source]:
         """The numbered sources a first question would be answered from (for evaluating the reader)."""
         state = self._prepare.invoke(self._state(question, new_session_id(), as_of, None, None, []))
-        return list(state["sources"])
+        return list(state.sources)
 
     def rewrite(self, question: str, session_id: str) -> str:
         """The query a follow-up in this session would be retrieved with."""
@@ -340,10 +360,13 @@ StreamEvent = Started | str | Answer  # str: a piece of answer text
 
 
 def _draft_pieces(
-    generator: AnswerGenerator, question: str, sources: Sequence[Source], history: Sequence[Turn]
+    generator: AnswerGenerator, question: str, sources: Sequence[Source], history: Sequence[Turn], pieces: bool
 ) -> Iterator[str | Draft]:
     """Text pieces as the generator makes them, then its draft; sentence by sentence for a
-    generator that cannot stream (the extractive one)."""
+    generator that cannot stream (the extractive one). Without ``pieces``, the draft alone, written whole."""
+    if not pieces:
+        yield generator.generate(question, sources, history=history)
+        return
     if isinstance(generator, StreamingGenerator):
         yield from generator.stream(question, sources, history=history)
         return

@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 
@@ -38,11 +38,13 @@ MIN_CITATION_SUPPORT = 0.25  # share of a cited sentence's words that must appea
 
 
 class LLMAnswerer:
-    def __init__(self, chat: BaseChatModel, gate: AnswerGenerator, timeout_s: float) -> None:
+    def __init__(self, chat: BaseChatModel, gate: AnswerGenerator, timeout_s: float, *, pool: Executor) -> None:
+        """``pool``: threads the model is called in, so that waiting for it can end at the deadline; the
+        services own them (``backend.pools``)."""
         self._chat = chat
         self._gate = gate
         self._timeout_s = timeout_s
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="byline-llm")
+        self._pool = pool
 
     def generate(self, question: str, sources: Sequence[Source], history: Sequence[Turn] = ()) -> Draft:
         fallback = self._gate.generate(question, sources)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 
 from langchain_core.language_models import BaseChatModel
 
@@ -96,10 +96,12 @@ Standalone question:"""
 class LLMCondenser:
     """Follow-ups made standalone by the configured language model; by rule when it fails or is late."""
 
-    def __init__(self, chat: BaseChatModel, timeout_s: float) -> None:
+    def __init__(self, chat: BaseChatModel, timeout_s: float, *, pool: Executor) -> None:
+        """``pool``: threads the model is called in, so that waiting for it can end in time; the services
+        own them (``backend.pools``)."""
         self._chat = chat
         self._timeout_s = timeout_s
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="byline-condense")
+        self._pool = pool
 
     def __call__(self, question: str, history: Sequence[Turn]) -> str:
         if not history or not is_followup(question):

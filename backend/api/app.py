@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import Depends, FastAPI
 
 from backend.api.auth import require_admin, require_key
@@ -11,9 +14,19 @@ from backend.api.routes import archive, ask, docs, feedback, health, openai_comp
 from backend.services import Services
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, *, close_services: bool = False) -> FastAPI:
+    """``close_services``: the app closes the services when it stops, for the process that built them for it
+    (``byline serve``); tests that share one services object among several apps leave them open."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if close_services:
+            services.close()
+
     limits = services.settings.api
     app = FastAPI(
+        lifespan=lifespan,
         title="Byline",
         summary="Questions over a news archive, answered with citations to the articles.",
         version="0.1.0",

@@ -2,9 +2,11 @@
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -68,10 +70,12 @@ def _chain(
     services: Services, tmp_path: Path, chat: Scripted, timeout_s: float = 5.0, condense_with: Scripted | None = None
 ) -> AnswerChain:
     gate = ExtractiveAnswerer(services.embedder, services.settings.answer)
-    generator = LLMAnswerer(chat, gate=gate, timeout_s=timeout_s)
+    generator = LLMAnswerer(chat, gate=gate, timeout_s=timeout_s, pool=services.pools.llm)
     if condense_with is None:
         return chain_with(services, tmp_path, generator)
-    return chain_with(services, tmp_path, generator, LLMCondenser(condense_with, timeout_s=timeout_s))
+    return chain_with(
+        services, tmp_path, generator, LLMCondenser(condense_with, timeout_s=timeout_s, pool=services.pools.condense)
+    )
 
 
 def test_the_model_sees_numbered_sources_and_its_citations_are_checked(demo_services: Services, tmp_path: Path) -> None:
@@ -182,16 +186,22 @@ def test_streaming_yields_the_model_text_then_the_checked_answer(demo_services: 
     assert isinstance(failing[-1], Answer) and failing[-1].degraded and "Mardan Salih" in failing[-1].text
 
 
-def test_with_a_model_follow_ups_are_condensed_by_it_and_by_rule_when_it_fails() -> None:
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(max_workers=2) as threads:
+        yield threads
+
+
+def test_with_a_model_follow_ups_are_condensed_by_it_and_by_rule_when_it_fails(pool: ThreadPoolExecutor) -> None:
     history = [Turn(QARATAPA_QUESTION, QARATAPA_QUESTION, "Mardan Salih, the commander, said so [1].")]
     chat = Scripted(reply=' "What did Mardan Salih say about security?" ')
-    condensed = LLMCondenser(chat, timeout_s=5)("What did he say about security?", history)
+    condensed = LLMCondenser(chat, timeout_s=5, pool=pool)("What did he say about security?", history)
     assert condensed == "What did Mardan Salih say about security?"
     prompt = str(chat.prompts[0][0].content)
     assert "Q: " + QARATAPA_QUESTION in prompt and "[1]" not in prompt
-    assert LLMCondenser(chat, timeout_s=5)("Who won the cup final?", history) == "Who won the cup final?"
+    assert LLMCondenser(chat, timeout_s=5, pool=pool)("Who won the cup final?", history) == "Who won the cup final?"
     assert len(chat.prompts) == 1  # standalone questions are not sent to the model
-    broken = LLMCondenser(Scripted(error="down"), timeout_s=5)("What did he say about security?", history)
+    broken = LLMCondenser(Scripted(error="down"), timeout_s=5, pool=pool)("What did he say about security?", history)
     assert broken == rewrite_followup("What did he say about security?", history)
 
 
@@ -222,13 +232,15 @@ def test_the_model_sees_the_readers_candidates_and_keeps_the_short_answer_it_giv
     quotes = ExtractiveAnswerer(demo_services.embedder, settings)
     gate = ShortAnswerer(Reader(nlp, demo_services.embedder, demo_services.store.article_text), quotes, settings)
     chat = Scripted(reply="Mardan Salih commands the Qaratapa-Hamrin sector [1].")
-    answer = chain_with(demo_services, tmp_path, LLMAnswerer(chat, gate=gate, timeout_s=5.0)).ask(QARATAPA_QUESTION)
+    answer = chain_with(
+        demo_services, tmp_path, LLMAnswerer(chat, gate=gate, timeout_s=5.0, pool=demo_services.pools.llm)
+    ).ask(QARATAPA_QUESTION)
     human = str(chat.prompts[0][-1].content)
     assert "Candidate short answers a reader found" in human and '- Mardan Salih [1]: "Mardan Salih, the' in human
     assert answer.short_answer is not None and answer.short_answer.text == "Mardan Salih" and answer.short_answer.n == 1
     # A model answer that does not give the reader's short answer carries none.
     other = Scripted(reply="The Peshmerga command the Qaratapa-Hamrin sector [1].")
-    answer = chain_with(demo_services, tmp_path / "b", LLMAnswerer(other, gate=gate, timeout_s=5.0)).ask(
-        QARATAPA_QUESTION
-    )
+    answer = chain_with(
+        demo_services, tmp_path / "b", LLMAnswerer(other, gate=gate, timeout_s=5.0, pool=demo_services.pools.llm)
+    ).ask(QARATAPA_QUESTION)
     assert answer.short_answer is None

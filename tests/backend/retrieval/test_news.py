@@ -6,8 +6,10 @@ import pytest
 
 from backend.core.types import Chunk, DateWindow, Hit, Reading, SearchFilters, SearchQuery
 from backend.retrieval.hybrid import fuse_weighted
-from backend.retrieval.news import NewsRetriever, brevity, window_filters
+from backend.retrieval.news import NewsRetriever
 from backend.retrieval.rerank import CheapReranker
+from backend.retrieval.stages.brevity import brevity
+from backend.retrieval.stages.first import window_filters
 from backend.settings import RetrievalSettings
 from backend.store.chroma import passes
 

@@ -1,0 +1,1 @@
+"""The default retriever's stages, one file each; ``backend.retrieval.news`` orders them from the settings."""

@@ -1,0 +1,42 @@
+"""The services own their worker threads: closing them leaves no ``byline-*`` thread behind."""
+
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.api.app import create_app
+from backend.core.types import SearchQuery
+from backend.services import Services
+
+
+def _byline_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("byline-")}
+
+
+def test_closing_the_services_shuts_their_pools_and_ends_their_threads(services: Services) -> None:
+    before = _byline_threads()  # other services of this test session may hold threads of their own
+    services.retriever.retrieve(SearchQuery("who commands the sector?"))  # BM25 runs in the services' pool
+    for pool in (services.pools.llm, services.pools.condense):
+        pool.submit(time.sleep, 0).result()
+    started = _byline_threads() - before
+    assert {t.name.rsplit("_", 1)[0] for t in started} == {"byline-bm25", "byline-llm", "byline-condense"}
+    services.close()
+    for pool in (services.pools.lexical, services.pools.llm, services.pools.condense):
+        with pytest.raises(RuntimeError):
+            pool.submit(time.sleep, 0)
+    deadline = time.monotonic() + 5
+    while any(t.is_alive() for t in started) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [t.name for t in started if t.is_alive()]
+
+
+def test_an_app_closes_the_services_it_was_given_to_close_when_it_stops(services: Services) -> None:
+    with TestClient(create_app(services)) as client:
+        assert client.get("/health").status_code == 200
+    services.pools.lexical.submit(time.sleep, 0).result()  # an app shared services with: left open
+    with TestClient(create_app(services, close_services=True)) as client:
+        assert client.get("/health").status_code == 200
+    with pytest.raises(RuntimeError):
+        services.pools.lexical.submit(time.sleep, 0)
