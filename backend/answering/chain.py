@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from langchain_core.runnables import Runnable, RunnableLambda
 
@@ -174,6 +174,17 @@ class ChainState:
     sources: tuple[Source, ...] = ()  # the hits grouped by article and numbered, what the answer cites
 
 
+class AskOptions(TypedDict, total=False):
+    """What a question may come with, beside its text (keywords of ``AnswerChain.ask`` and ``stream``)."""
+
+    session_id: str | None
+    as_of: date | None
+    filters: SearchFilters | None
+    k: int | None
+    history: Sequence[Turn] | None
+    owner: str
+
+
 class AnswerChain:
     def __init__(
         self,
@@ -256,20 +267,12 @@ class AnswerChain:
             short_answer=renumber_short(draft.short_answer, state.sources, citations),
         )
 
-    def _run(
-        self,
-        question: str,
-        session_id: str | None,
-        as_of: date | None,
-        filters: SearchFilters | None,
-        k: int | None,
-        history: Sequence[Turn] | None,
-        owner: str,
-        pieces: bool,
-    ) -> Iterator[StreamEvent]:
+    def _run(self, question: str, options: AskOptions, pieces: bool) -> Iterator[StreamEvent]:
         """The one path of a question: read and retrieve, then ``Started``, the answer's text pieces when
         ``pieces`` (else the generator writes it whole), then the verified ``Answer``."""
-        session_id = self._session(session_id, history, owner)
+        as_of, filters, k = options.get("as_of"), options.get("filters"), options.get("k")
+        history, owner = options.get("history"), options.get("owner", "")
+        session_id = self._session(options.get("session_id"), history, owner)
         # Each step runs in the question's own thread, as LangChain's ``assign`` ran them before the state was
         # typed: measured in the test process, on the thread that had ingested the archive the embedding model
         # took three to eight times as long, and a model's timeout was spent before it was asked.
@@ -297,38 +300,18 @@ class AnswerChain:
                     yield piece
         yield self._answer(state, draft, session_id, keep=history is None, owner=owner)
 
-    def ask(
-        self,
-        question: str,
-        *,
-        session_id: str | None = None,
-        as_of: date | None = None,
-        filters: SearchFilters | None = None,
-        k: int | None = None,
-        history: Sequence[Turn] | None = None,
-        owner: str = "",
-    ) -> Answer:
+    def ask(self, question: str, **options: Unpack[AskOptions]) -> Answer:
         """``history``: the conversation so far when the caller keeps it (the OpenAI-compatible
         route); then nothing is stored and ``session_id`` is not used. ``owner``: the API key's
         digest; another key's ``session_id`` is NotFound."""
-        *_, answer = self._run(question, session_id, as_of, filters, k, history, owner, pieces=False)
+        *_, answer = self._run(question, options, pieces=False)
         assert isinstance(answer, Answer)
         return answer
 
-    def stream(
-        self,
-        question: str,
-        *,
-        session_id: str | None = None,
-        as_of: date | None = None,
-        filters: SearchFilters | None = None,
-        k: int | None = None,
-        history: Sequence[Turn] | None = None,
-        owner: str = "",
-    ) -> Iterator[StreamEvent]:
+    def stream(self, question: str, **options: Unpack[AskOptions]) -> Iterator[StreamEvent]:
         """The answer as it is made: how the question was read, the sources, text pieces, then the
         verified answer (whose text replaces the pieces: unsupported citations are gone from it)."""
-        return self._run(question, session_id, as_of, filters, k, history, owner, pieces=True)
+        return self._run(question, options, pieces=True)
 
     def _session(self, session_id: str | None, history: Sequence[Turn] | None, owner: str) -> str:
         """The conversation's id: a new one, or the caller's own (its history is read next)."""

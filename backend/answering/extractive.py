@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backend.core.protocols import Embedder
-from backend.core.text import content_terms, looks_like_instruction, normalize_for_hash, split_sentences
+from backend.core.text import content_terms, quotable, split_sentences
 from backend.core.types import Draft, Source, Turn
 from backend.settings import AnswerSettings
 
@@ -43,7 +43,6 @@ _ANSWER_TYPES = (
     (re.compile(r"^\s*how (?:much|many|long|far|old)\b|\bwhat (?:percentage|share|number)\b", re.I), _QUANTITY),
     (re.compile(r"^\s*where\b", re.I), _WHERE),
 )
-_MIN_WORDS, _MAX_CHARS = 4, 600
 _REDUNDANT = 0.85  # cosine above which a second sentence repeats the first
 
 
@@ -122,13 +121,8 @@ def _candidates(sources: Sequence[Source]) -> list[_Candidate]:
     for source in sources:
         for hit in source.hits:
             for sentence in split_sentences(hit.chunk.text):
-                key = normalize_for_hash(sentence)
-                if key in seen or len(sentence) > _MAX_CHARS or len(sentence.split()) < _MIN_WORDS:
-                    continue
-                if looks_like_instruction(sentence):
-                    continue  # planted for a model, not news: never quoted
-                seen.add(key)
-                out.append(_Candidate(source, sentence, frozenset(content_terms(sentence))))
+                if quotable(sentence, seen):
+                    out.append(_Candidate(source, sentence, frozenset(content_terms(sentence))))
     return out
 
 

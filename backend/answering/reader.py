@@ -32,7 +32,7 @@ from backend.answering.question import (
     analyze_doc,
 )
 from backend.core.protocols import Embedder
-from backend.core.text import content_terms, looks_like_instruction, normalize_for_hash, split_sentences
+from backend.core.text import content_terms, quotable, split_sentences
 from backend.core.types import Source
 
 if TYPE_CHECKING:
@@ -62,7 +62,6 @@ _NEAR: dict[str, frozenset[str]] = {
 _NUMERIC = frozenset({"DATE", "TIME", "CARDINAL", "QUANTITY", "MONEY", "PERCENT", "ORDINAL"})
 _DETERMINERS = re.compile(r"^(?:the|a|an|this|that|these|those|its|his|her|their|our)\s+", re.I)
 _EDGES = " \t\n.,;:!?'\"“”‘’()[]"
-_MIN_WORDS, _MAX_CHARS = 4, 600
 
 # The features, in the order of WEIGHTS. Fitted by `byline eval fit-reader` (eval/reader_fit.py) on the
 # rtqa2023 dev set, 2026-11-30: see docs/answers.md.
@@ -255,12 +254,8 @@ def _evidence(sources: Sequence[Source], texts: dict[int, str], exclude: frozens
     for source in sources:
         sentences = split_sentences(texts[source.n])
         for at, sentence in enumerate(sentences):
-            key = normalize_for_hash(sentence)
-            if key in seen or len(sentence) > _MAX_CHARS or len(sentence.split()) < _MIN_WORDS:
+            if not quotable(sentence, seen):
                 continue
-            if looks_like_instruction(sentence):
-                continue  # planted for a model, not news: never quoted
-            seen.add(key)
             following = sentences[at + 1] if at + 1 < len(sentences) else ""
             out.append(Evidence(source, sentence, frozenset(content_terms(sentence)), following=following))
     return out

@@ -168,6 +168,21 @@ def looks_like_instruction(sentence: str) -> bool:
     return bool(_INSTRUCTION.search(sentence))
 
 
+_QUOTE_MIN_WORDS, _QUOTE_MAX_CHARS = 4, 600
+
+
+def quotable(sentence: str, seen: set[str]) -> bool:
+    """True for a sentence an answer may quote, which is then marked in ``seen``: not quoted before (in any
+    spacing or case), neither a fragment nor a run-on paragraph, and not text planted for a model."""
+    key = normalize_for_hash(sentence)
+    if key in seen or len(sentence) > _QUOTE_MAX_CHARS or len(sentence.split()) < _QUOTE_MIN_WORDS:
+        return False
+    if looks_like_instruction(sentence):
+        return False  # planted for a model, not news: never quoted
+    seen.add(key)
+    return True
+
+
 _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
 
 
