@@ -52,6 +52,11 @@ def _context(services: Any, questions_path: Path) -> dict[str, Any]:
         "archive": {"articles": services.registry.count(), "chunks": services.store.count()},
         "retriever_default": settings.retrieval.retriever,
     }
+    # The default retriever's stages in order (news: first, brevity, time, outlets, rerank, ...), so a report
+    # says what "default" was; a stage is measured on its own by switching its setting in a retriever spec.
+    stages = getattr(services.retriever, "stages", None)
+    if stages:
+        context["default_stages"] = list(stages)
     description = settings.data_dir / "eval_slice.json"
     if description.exists():
         context["slice"] = json.loads(description.read_text(encoding="utf-8"))

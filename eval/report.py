@@ -247,10 +247,18 @@ def _fmt(e: dict[str, float], digits: int = 3) -> str:
 
 def _context_md(report: dict[str, Any]) -> list[str]:
     lines = [f"- questions: {report['questions']}"]
-    for key in ("question_set", "data_dir", "archive", "slice", "k", "retriever_default", "llm provider", "limit"):
+    keys = ("question_set", "data_dir", "archive", "slice", "k", "retriever_default", "default_stages", "llm provider")
+    for key in (*keys, "limit"):
         if key in report:
             value = report[key]
-            lines.append(f"- {key.replace('_', ' ')}: {json.dumps(value) if isinstance(value, dict) else value}")
+            shown = (
+                " → ".join(value)
+                if isinstance(value, list)
+                else json.dumps(value)
+                if isinstance(value, dict)
+                else value
+            )
+            lines.append(f"- {key.replace('_', ' ')}: {shown}")
     return lines
 
 

@@ -218,3 +218,14 @@ def test_answer_report_sections_and_plots(answers_report: tuple[dict, list[Answe
     for name in ("report.png", "reliability.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     json.loads((out / "report.json").read_text())  # strict JSON: no NaN where a figure is undefined
+
+
+def test_a_report_names_the_default_retrievers_stages_in_order(demo_services: Services) -> None:
+    from eval.cli import _context
+    from eval.report import _context_md
+
+    context = _context(demo_services, QUESTIONS)
+    stages = context["default_stages"]
+    assert stages[0] == "first" and stages.index("rerank") < stages.index("collapse")
+    assert stages == list(demo_services.retriever.stages)  # type: ignore[attr-defined]
+    assert f"- default stages: {' → '.join(stages)}" in _context_md({"questions": 1, **context})
