@@ -82,6 +82,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.ingest_throughput --articles 1000 5000 --encode-share 0.3
 	test -f $(EVAL_DIR)/questions.jsonl || $(BIN)/python -m eval.devset --data-dir $(EVAL_DIR)
 	$(BIN)/python -m bench.scale --source $(EVAL_DIR)
+	$(BIN)/python -m bench.text_analysis
 
 # docs/configuration.md is written from the settings model; tests/test_docs.py fails when it differs.
 # Written to a temporary file first, so a failing run cannot leave the page empty.

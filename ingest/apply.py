@@ -18,7 +18,8 @@ from pathlib import Path
 from backend.core.protocols import ArticleStore, LexicalStore, VectorStore
 from backend.core.types import Article, ArticleRecord, Copy
 from ingest.chunking import PreparedChunk
-from ingest.errors import LexicalRebuildNeeded
+from ingest.dedup import MINHASH_VERSION, lsh_bands, minhash
+from ingest.errors import RebuildNeeded
 
 # Marks a batch between its Chroma write and the lexical index's (see ``sync_lexical``).
 PENDING = ".ingest.pending"
@@ -78,15 +79,33 @@ def sync_lexical(store: VectorStore, lexical: LexicalStore, pending: Path, rebui
     new ones: the counts agree, the ids do not. So a batch marks itself pending before it writes Chroma
     and unmarks after the lexical index has followed; a mark found here means they may differ.
 
-    ``rebuild=False`` (a server's write, inside an HTTP request): raise ``LexicalRebuildNeeded`` instead."""
+    ``rebuild=False`` (a server's write, inside an HTTP request): raise ``RebuildNeeded`` instead."""
     needed = pending.exists() or lexical.count() != store.count()
     if not rebuild and (needed or lexical.stale):
-        raise LexicalRebuildNeeded()
+        raise RebuildNeeded()
     if needed:
         lexical.rebuild(store.iter_chunks())
     else:
         lexical.ensure_current(store.iter_chunks)  # made by another analyzer: rebuilt before it is written
     pending.unlink(missing_ok=True)
+
+
+def sync_signatures(store: VectorStore, registry: ArticleStore, rebuild: bool = True) -> int:
+    """Re-sign every stored article when its near-duplicate signature was made by another MinHash (signatures
+    of two versions are not comparable); return how many were re-signed. The text is the stored one, rebuilt
+    from the article's chunks. ``rebuild=False``: raise ``RebuildNeeded`` instead (an HTTP request)."""
+    version = registry.signature_version()
+    if version == MINHASH_VERSION:
+        return 0
+    ids = registry.signed_ids() if version else []
+    if ids and not rebuild:
+        raise RebuildNeeded()
+    signatures = {}
+    for article_id in ids:
+        signature = minhash(store.article_text(article_id))
+        signatures[article_id] = (signature, lsh_bands(signature))
+    registry.resign(signatures, MINHASH_VERSION)
+    return len(ids)
 
 
 def delete_articles(store: VectorStore, registry: ArticleStore, lexical: LexicalStore, article_ids: list[str]) -> int:

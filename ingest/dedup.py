@@ -1,19 +1,25 @@
-"""Duplicate detection: exact copies by normalised-text hash, near-duplicates by MinHash.
+"""Duplicate detection: exact copies by normalised-text hash, near-duplicates by MinHash (datasketch).
 
 Wire stories are republished by many outlets with small edits (a new headline, a trimmed
 last paragraph). Two articles whose word 5-shingle sets have an estimated Jaccard similarity
 of at least ``NEAR_DUPLICATE_JACCARD`` belong to one story cluster. Candidates come from
 LSH over the signature (32 bands of 4 rows: a pair at Jaccard 0.6 is found with
 probability 0.99, at 0.3 it is rarely even compared), then the signatures are compared.
+
+The signatures are datasketch's MinHash with fixed permutations; the hand-written one before it scored the
+same on the shared corpus (docs/text-analysis.md). Signatures of two versions are not comparable: the
+registry records ``MINHASH_VERSION`` and an ingest run re-signs an archive signed by another.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Mapping
 
 import numpy as np
+from datasketch import MinHash
 
 from backend.core.text import normalize_for_hash, text_hash
 
@@ -21,9 +27,12 @@ NUM_PERM = 128
 BANDS, ROWS = 32, 4
 SHINGLE_WORDS = 5
 NEAR_DUPLICATE_JACCARD = 0.6
+# 1: the hand-written MinHash (blake2b shingles, splitmix64 permutations); 2: datasketch's.
+MINHASH_VERSION = 2
 
-# One salt per permutation; fixed, because signatures must stay comparable across runs.
-_SALTS = np.random.default_rng(20231004).integers(0, np.iinfo(np.uint64).max, NUM_PERM, dtype=np.uint64)
+# Signatures must stay comparable across runs: the permutations come from one fixed seed.
+_SEED = 20231004
+_EMPTY = np.full(NUM_PERM, np.iinfo(np.uint32).max, dtype=np.uint32)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -32,37 +41,32 @@ def exact_key(text: str) -> str:
     return text_hash(normalize_for_hash(text), 32)
 
 
-def shingles(text: str) -> np.ndarray:
+def shingles(text: str) -> set[str]:
+    """The text's word 5-grams (the whole text, for one shorter than five words), case-folded."""
     words = _WORD.findall(text.casefold())
     n = SHINGLE_WORDS if len(words) >= SHINGLE_WORDS else max(1, len(words))
-    grams = {" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
-    return np.fromiter(
-        (int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little") for g in grams),
-        dtype=np.uint64,
-        count=len(grams),
-    )
+    return {" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
 
 
-def _mix(z: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a strong 64-bit mixer, so each salt acts as a random permutation.
+# datasketch 2's 32-bit affine permutations of SHA-1 hashes; a datasketch of another scheme is another version.
+_SCHEME = "affine32"
 
-    (A linear ``(a*x + b) mod p`` family with small ``a`` keeps the order of small inputs
-    and makes every permutation pick the same minimum; estimates were off by 0.2.)
-    """
-    with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    mixed: np.ndarray = z ^ (z >> np.uint64(31))
-    return mixed
+
+@functools.cache
+def _permutations() -> np.ndarray:
+    """Made once per process (on first use, not at import): drawing them is most of a short text's time."""
+    permutations: np.ndarray = MinHash(num_perm=NUM_PERM, seed=_SEED, scheme=_SCHEME).permutations
+    return permutations
 
 
 def minhash(text: str) -> np.ndarray:
-    hashes = shingles(text)
-    if hashes.size == 0:
-        return np.full(NUM_PERM, np.iinfo(np.uint32).max, dtype=np.uint32)
-    permuted = _mix(_SALTS[:, None] ^ hashes[None, :])
-    signature: np.ndarray = (permuted.min(axis=1) >> np.uint64(32)).astype(np.uint32)
-    return signature
+    grams = [g.encode() for g in shingles(text) if g]
+    if not grams:
+        return _EMPTY.copy()  # no words: no one's duplicate
+    signature = MinHash(num_perm=NUM_PERM, seed=_SEED, permutations=_permutations(), scheme=_SCHEME)
+    signature.update_batch(grams)
+    values: np.ndarray = signature.hashvalues.astype(np.uint32)  # below 2**32 by construction
+    return values
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:

@@ -19,14 +19,16 @@ class WriterBusyError(Busy):
         super().__init__(message, retry_after_s)
 
 
-class LexicalRebuildNeeded(Busy):
-    """The lexical index must be rebuilt from the vector store before this write (a run died between their
-    writes, or the index was made by another analyzer), and this caller may not do it: an HTTP request never
-    runs a full rebuild. The server's writer starts one in the background and the client retries."""
+class RebuildNeeded(Busy):
+    """An index must be rebuilt from the vector store before this write, and this caller may not do it: the
+    lexical index (a run died between their writes, or another analyzer made it) or the near-duplicate
+    signatures (another MinHash made them). An HTTP request never runs a full rebuild: the server's writer
+    starts one in the background and the client retries."""
 
     def __init__(
         self,
-        message: str = "the search index is being rebuilt after an interrupted write; try again shortly",
+        message: str = "the archive's indexes are being rebuilt after an interrupted write or an upgrade; try again"
+        " shortly",
         retry_after_s: int = 30,
     ) -> None:
         super().__init__(message, retry_after_s)

@@ -24,7 +24,7 @@ from backend.core.types import Article, Removal
 from backend.settings import Settings
 from backend.store.articles import ArticleRecord, Copy
 from backend.store.lexical import LexicalIndex
-from ingest.apply import PENDING, Writes, apply, article_extra, delete_articles, sync_lexical
+from ingest.apply import PENDING, Writes, apply, article_extra, delete_articles, sync_lexical, sync_signatures
 from ingest.chunking import chunk_article
 from ingest.dedup import StoryClusterer, exact_key, minhash
 from ingest.errors import ArchiveWriteError, ArticleNotFoundError, WriterBusyError
@@ -65,14 +65,14 @@ class Ingestor:
         registry: ArticleStore,
         lexical: LexicalStore | None = None,
         lock_wait_s: float = 0.0,
-        rebuild_lexical: bool = True,
+        rebuild_indexes: bool = True,
     ) -> None:
-        """``rebuild_lexical=False``: a run that finds the lexical index in need of a full rebuild raises
-        ``LexicalRebuildNeeded`` instead of doing it (a server's write, inside an HTTP request); ``sync``
+        """``rebuild_indexes=False``: a run that finds the lexical index in need of a full rebuild raises
+        ``RebuildNeeded`` instead of doing it (a server's write, inside an HTTP request); ``sync``
         does it."""
         self._settings = settings
         self._lock_wait_s = lock_wait_s
-        self._rebuild_lexical = rebuild_lexical
+        self._rebuild_indexes = rebuild_indexes
         self._embedder = embedder
         self._store = store
         self._registry = registry
@@ -129,9 +129,10 @@ class Ingestor:
 
     def sync(self) -> None:
         """Bring the lexical index in line with the vector store now, rebuilding it if a run died between
-        their writes or it was made by another analyzer."""
+        their writes or it was made by another analyzer, and re-sign articles signed by another MinHash."""
         with storage_errors(self._settings.data_dir), writer_lock(self._settings.data_dir, self._lock_wait_s):
             sync_lexical(self._store, self._lexical, self._pending)
+            sync_signatures(self._store, self._registry)
 
     def ingest(
         self, paths: Iterable[Path], progress: Progress | None = None, prune: bool = False, origin: str | None = None
@@ -162,7 +163,8 @@ class Ingestor:
         clusterer = StoryClusterer(self._registry.lsh_candidates, self._cluster_of)
         present: set[str] = set()  # stored ids whose text is still in the source (for prune)
         with storage_errors(self._settings.data_dir), writer_lock(self._settings.data_dir, self._lock_wait_s):
-            sync_lexical(self._store, self._lexical, self._pending, rebuild=self._rebuild_lexical)
+            sync_lexical(self._store, self._lexical, self._pending, rebuild=self._rebuild_indexes)
+            sync_signatures(self._store, self._registry, rebuild=self._rebuild_indexes)
             batch: list[tuple[Article, str]] = []
             run_texts: dict[str, str] = {}
             for article, origin in self._checked(items, report):

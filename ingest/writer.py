@@ -23,7 +23,7 @@ from chromadb.errors import ChromaError
 from backend.core.errors import Busy
 from backend.core.types import Article, ArticleOutcome, FileFormat, FileOutcome, Removal
 from backend.services import Services
-from ingest.errors import LexicalRebuildNeeded
+from ingest.errors import RebuildNeeded
 from ingest.loaders import FORMATS, LoadError, unsupported
 from ingest.normalize import RecordError, article_from_record
 from ingest.pipeline import ArchiveWriteError, Ingestor, WriterBusyError, delete_article
@@ -55,7 +55,7 @@ class PipelineWriter:
             self._registry,
             self._lexical,
             lock_wait_s=_LOCK_WAIT_S,
-            rebuild_lexical=False,
+            rebuild_indexes=False,
         )
         self._lock = threading.Lock()
         self._wedged: str | None = None  # why writes are refused until a restart
@@ -91,7 +91,7 @@ class PipelineWriter:
             raise Busy("the archive is busy with another write; try again shortly", retry_after_s=10)
         try:
             yield
-        except LexicalRebuildNeeded:
+        except RebuildNeeded:
             self._rebuild_soon()
             raise
         except WriterBusyError as exc:

@@ -147,6 +147,16 @@ class ArticleStore(Protocol):
 
     def get(self, article_ids: Sequence[str]) -> dict[str, ArticleRecord]: ...
 
+    def signature_version(self) -> int:
+        """The version of the MinHash that made the stored signatures (0: none stored yet)."""
+        ...
+
+    def signed_ids(self) -> list[str]: ...
+
+    def resign(self, signatures: Mapping[str, tuple[np.ndarray, Sequence[tuple[int, int]]]], version: int) -> None:
+        """Replace articles' signatures and LSH buckets and record their MinHash's version, all at once."""
+        ...
+
     def by_text_hash(self, text_hashes: Sequence[str]) -> dict[str, str]:
         """Stored article id for each known normalised-text hash."""
         ...

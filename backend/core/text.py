@@ -96,7 +96,7 @@ _STOPWORDS = frozenset(
 # The version of ``content_terms``: an index stores the terms of its passages, so one built with another
 # analyzer must be rebuilt before it meets a question's terms (see backend.store.lexical). Bump it with any
 # change to the words, the stopwords or the stemmer. Snowball's English stemmer (PyStemmer) was measured in its
-# place on the dev set and scored a little lower everywhere (docs/retrieval.md), so the five suffixes stay.
+# place on the dev set and scored a little lower everywhere (docs/text-analysis.md), so the five suffixes stay.
 ANALYZER_VERSION = 1
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS lsh (
     PRIMARY KEY (band, bucket, article_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS lsh_article ON lsh(article_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
@@ -68,6 +69,33 @@ class ArticleRegistry(sqlite.SqliteStore):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self._lock = threading.Lock()
+        with self._connect() as db:
+            if db.execute("SELECT 1 FROM meta WHERE key = 'minhash'").fetchone() is None:
+                # Registries from before the record were signed by the first MinHash; an empty one by none yet.
+                signed = db.execute("SELECT 1 FROM articles WHERE signature IS NOT NULL LIMIT 1").fetchone()
+                db.execute("INSERT INTO meta VALUES ('minhash', ?)", (1 if signed else 0,))
+
+    def signature_version(self) -> int:
+        """The version of the MinHash that made the stored signatures (0: none stored yet)."""
+        with self._connect() as db:
+            return int(db.execute("SELECT value FROM meta WHERE key = 'minhash'").fetchone()[0])
+
+    def signed_ids(self) -> list[str]:
+        with self._connect() as db:
+            return [r[0] for r in db.execute("SELECT id FROM articles WHERE signature IS NOT NULL ORDER BY id")]
+
+    def resign(self, signatures: Mapping[str, tuple[np.ndarray, Sequence[tuple[int, int]]]], version: int) -> None:
+        """Replace articles' signatures and LSH buckets, and record the MinHash that made them, in one
+        transaction: signatures of two versions are never compared."""
+        with self._connect() as db:
+            for article_id, (signature, bands) in signatures.items():
+                db.execute(
+                    "UPDATE articles SET signature = ? WHERE id = ?",
+                    (signature.astype(np.uint32).tobytes(), article_id),
+                )
+                db.execute("DELETE FROM lsh WHERE article_id = ?", (article_id,))
+                db.executemany("INSERT OR IGNORE INTO lsh VALUES (?, ?, ?)", [(b, k, article_id) for b, k in bands])
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('minhash', ?)", (version,))
 
     def get(self, article_ids: Sequence[str]) -> dict[str, ArticleRecord]:
         if not article_ids:

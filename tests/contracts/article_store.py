@@ -135,3 +135,15 @@ class ArticleStoreContract:
         assert [r.id for r in registry.listing(10, source="Reuters")[1]] == ["a1", "a3"]
         total, page = registry.listing(10, title_contains="COMMANDER")
         assert total == 1 and [r.id for r in page] == ["a1"]
+
+    def test_re_signing_replaces_signatures_and_buckets_and_records_the_version(self, make_store: MakeStore) -> None:
+        registry = filled(make_store)
+        assert registry.signature_version() == 0  # a registry this version made: signed by the current MinHash
+        assert registry.signed_ids() == ["a1", "a2", "a3"]  # a4 has no signature
+        signature = np.full(8, 7, dtype=np.uint32)
+        registry.resign({"a1": (signature, [(9, 9)])}, 5)
+        reopened = make_store()
+        assert reopened.signature_version() == 5
+        assert np.array_equal(reopened.get(["a1"])["a1"].signature, signature)  # type: ignore[arg-type]
+        assert set(reopened.lsh_candidates([(9, 9)])) == {"a1"} and reopened.lsh_candidates([(0, 11)]) == {}
+        assert set(reopened.lsh_candidates([(0, 21)])) == {"a2"}  # others untouched

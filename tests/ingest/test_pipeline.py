@@ -5,6 +5,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from backend.core.errors import IndexStale
@@ -12,6 +13,7 @@ from backend.core.types import SearchQuery
 from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services, build_registry, build_services, build_store
 from backend.settings import Settings
+from ingest.dedup import MINHASH_VERSION, minhash
 from ingest.pipeline import Ingestor, WriterBusyError, writer_lock
 from tests.conftest import DEMO
 
@@ -141,3 +143,29 @@ def test_an_index_of_another_analyzer_is_rebuilt_when_services_start_and_when_an
     age()
     Ingestor(settings, services.embedder, services.store, services.registry, services.lexical).ingest([DEMO])
     assert not services.lexical.stale and services.lexical.search(question, 10) == before
+
+
+def test_an_archive_signed_by_another_minhash_is_re_signed_before_an_ingest_compares_with_it(
+    services: Services, settings: Settings
+) -> None:
+    """Signatures of two MinHash versions are not comparable: a near-duplicate would go unseen."""
+    Ingestor(settings, services.embedder, services.store, services.registry, services.lexical).ingest([DEMO])
+    registry = services.registry
+    assert registry.signature_version() == MINHASH_VERSION
+    signed = registry.signed_ids()
+    with sqlite3.connect(settings.articles_db) as db:  # as an older Byline left it
+        db.execute("UPDATE meta SET value = 1 WHERE key = 'minhash'")
+        db.execute("UPDATE articles SET signature = ?", (np.zeros(128, dtype=np.uint32).tobytes(),))
+        db.execute("DELETE FROM lsh")
+    first = signed[0]
+    record = registry.get([first])[first]
+    text = services.store.article_text(first)
+    # A republished copy with a new headline and a trimmed end: found only if the stored signature is current.
+    wire = {"id": "wire-copy", "title": "Republished", "text": " ".join(text.split()[:-3]), "source": "Wire"}
+    path = settings.data_dir / "wire.jsonl"
+    path.write_text(json.dumps(wire) + "\n")
+    Ingestor(settings, services.embedder, services.store, registry, services.lexical).ingest([path])
+    assert registry.signature_version() == MINHASH_VERSION and registry.signed_ids() == sorted([*signed, "wire-copy"])
+    resigned = registry.get([first])[first].signature
+    assert resigned is not None and np.array_equal(resigned, minhash(text))
+    assert registry.get(["wire-copy"])["wire-copy"].cluster_id == record.cluster_id
