@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -330,6 +330,66 @@ class ApiSettings(BaseModel):
     )
 
 
+class FollowSettings(BaseModel):
+    """Followed feeds and news sitemaps (`byline feeds`, `/feeds`), polled by `byline serve` or `byline follow`."""
+
+    enabled: bool = Field(
+        default=True, description="`byline serve` polls the followed sources (one poller per archive)."
+    )
+    interval_s: float = Field(
+        default=900.0, ge=1.0, description="Seconds between polls of a source; a feed's `ttl` shortens it."
+    )
+    min_interval_s: float = Field(
+        default=60.0, ge=0.0, description="No source is polled more often than this, whatever its `ttl` says."
+    )
+    max_backoff_s: float = Field(
+        default=86_400.0, ge=1.0, description="A failing source waits twice as long after each failure, up to this."
+    )
+    host_interval_s: float = Field(
+        default=5.0,
+        ge=0.0,
+        description="At most one request per host per this many seconds (robots.txt's `Crawl-delay` can lengthen it).",
+    )
+    timeout_s: float = Field(default=20.0, gt=0.0, description="The whole of one fetch, connection to last byte.")
+    max_feed_bytes: int = Field(default=10_000_000, ge=1_024, description="A feed or sitemap beyond this is refused.")
+    max_page_bytes: int = Field(default=5_000_000, ge=1_024, description="An article page beyond this is skipped.")
+    max_redirects: int = Field(
+        default=5, ge=0, le=20, description="Redirects followed per fetch, each checked like the first URL."
+    )
+    max_entries: int = Field(
+        default=200, ge=1, description="New entries taken from one source per poll; the rest wait for the next."
+    )
+    respect_robots: bool = Field(default=True, description="Fetch nothing a host's robots.txt forbids to Byline.")
+    # Empty by default: a URL that resolves to a private, loopback or link-local address is refused (SSRF).
+    allow_networks: str = Field(
+        default="",
+        description="Comma-separated networks (`127.0.0.0/8,::1/128`) that sources, pages and webhooks may resolve to "
+        "although private, loopback or link-local. Unset, such URLs are refused.",
+    )
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        from backend.core.net import parse_networks
+
+        parse_networks(value)  # raises, naming the entry that is no network
+        return value
+
+
+class WatchSettings(BaseModel):
+    """Saved questions (`/watches`): checked against each ingest batch's new articles."""
+
+    enabled: bool = Field(default=True, description="Check the watches after every ingest batch.")
+    max_per_owner: int = Field(default=100, ge=1, description="Watches one API key may keep.")
+    webhook_timeout_s: float = Field(default=10.0, gt=0.0, description="One webhook delivery, connection to answer.")
+    webhook_attempts: int = Field(
+        default=6, ge=1, le=20, description="Deliveries tried per event before it is given up."
+    )
+    webhook_backoff_s: float = Field(
+        default=30.0, ge=0.0, description="Wait before the second delivery; doubled for each one after."
+    )
+
+
 class Settings(BaseSettings):
     """Environment variables prefixed `BYLINE_`, groups nested with `__`, or a `.env` file."""
 
@@ -343,7 +403,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path("data"),
         description="The archive: Chroma (`chroma/`), the BM25 index (`lexical.sqlite3`), the article registry "
-        "(`articles.sqlite3`), conversations and feedback (`sessions.sqlite3`).",
+        "(`articles.sqlite3`), conversations and feedback (`sessions.sqlite3`), followed sources (`feeds.sqlite3`), "
+        "saved questions and their events "
+        "(`watches.sqlite3`).",
     )
     api_keys: SecretStr = Field(
         default=SecretStr(""),
@@ -365,6 +427,8 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     llm: LLMSettings = LLMSettings()
     sessions: SessionSettings = SessionSettings()
+    follow: FollowSettings = FollowSettings()
+    watches: WatchSettings = WatchSettings()
 
     def api_key_list(self) -> list[str]:
         return _keys(self.api_keys)
@@ -387,6 +451,14 @@ class Settings(BaseSettings):
     @property
     def sessions_db(self) -> Path:
         return self.data_dir / "sessions.sqlite3"
+
+    @property
+    def feeds_db(self) -> Path:
+        return self.data_dir / "feeds.sqlite3"
+
+    @property
+    def watches_db(self) -> Path:
+        return self.data_dir / "watches.sqlite3"
 
 
 def _keys(value: SecretStr) -> list[str]:

@@ -48,6 +48,10 @@ class IngestReport:
     def articles_seen(self) -> int:
         return self.articles_stored + self.articles_unchanged + self.exact_copies
 
+    def stored(self) -> list[str]:
+        """The articles this run wrote (new or with changed text): what saved questions are checked against."""
+        return [i for i, (outcome, _) in self.outcomes.items() if outcome in ("new", "updated")]
+
     def count(self, article_id: str, outcome: Outcome, detail: str) -> None:
         """Record what became of an article, and count it under its outcome."""
         self.outcomes[article_id] = (outcome, detail)

@@ -12,7 +12,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +26,7 @@ from backend.services import Services
 from ingest.errors import RebuildNeeded
 from ingest.loaders import FORMATS, LoadError, unsupported
 from ingest.normalize import RecordError, article_from_record
-from ingest.pipeline import ArchiveWriteError, Ingestor, WriterBusyError, delete_article
+from ingest.pipeline import ArchiveWriteError, Ingestor, IngestReport, WriterBusyError, delete_article
 
 # A request waits this long for another request's write before it is told to retry.
 _WAIT_S = 30.0
@@ -42,8 +42,13 @@ def safe_name(name: str) -> str:
     return base[:120] or "upload"
 
 
+# Told the ids of the articles each write stored (new or changed): the saved questions' checker listens.
+StoredHook = Callable[[list[str]], None]
+
+
 class PipelineWriter:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, on_stored: StoredHook | None = None) -> None:
+        self._on_stored = on_stored
         self._settings = services.settings
         self._store, self._registry, self._lexical = services.store, services.registry, services.lexical
         # A full rebuild of the lexical index never runs inside a request: here, as the server starts, and
@@ -108,8 +113,16 @@ class PipelineWriter:
         finally:
             self._lock.release()
 
-    def add(self, records: Sequence[Mapping[str, Any]]) -> list[ArticleOutcome]:
-        """Every record gets an outcome in request order; a bad record fails alone."""
+    def _stored(self, report: IngestReport) -> None:
+        if self._on_stored is not None and (stored := report.stored()):
+            try:
+                self._on_stored(stored)
+            except Exception:  # the articles are stored; a listener's failure is its own, logged
+                log.exception("telling the saved questions about %d new articles failed", len(stored))
+
+    def add(self, records: Sequence[Mapping[str, Any]], origin: str = "api") -> list[ArticleOutcome]:
+        """Every record gets an outcome in request order; a bad record fails alone. ``origin`` is recorded
+        with each stored article (the followed source's URL, for the poller)."""
         outcomes: dict[int, ArticleOutcome] = {}
         articles: list[tuple[Article, LoadError]] = []
         owner: dict[str, int] = {}
@@ -127,7 +140,8 @@ class PipelineWriter:
             owner[article.id] = index
             articles.append((article, LoadError(Path("request"), index, "")))
         with self._writing():
-            report = self._ingestor.ingest_articles(articles, origin="api")
+            report = self._ingestor.ingest_articles(articles, origin=origin)
+        self._stored(report)
         for article_id, index in owner.items():
             status, detail = report.outcomes.get(article_id, ("failed", "not stored"))
             detail = "; ".join([detail, *noted.get(index, [])])
@@ -151,6 +165,7 @@ class PipelineWriter:
                 shutil.copyfileobj(data, fh)
             with self._writing():
                 report = self._ingestor.ingest([path], origin=f"upload:{shown}")
+            self._stored(report)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -176,6 +191,6 @@ class PipelineWriter:
             )
 
 
-def with_writer(services: Services) -> Services:
+def with_writer(services: Services, on_stored: StoredHook | None = None) -> Services:
     """The services of a server that accepts articles (``POST /articles``), sharing its store and model."""
-    return replace(services, writer=PipelineWriter(services))
+    return replace(services, writer=PipelineWriter(services, on_stored))

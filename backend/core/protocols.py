@@ -261,7 +261,7 @@ class ArchiveWriter(Protocol):
     starts it, so ``backend`` never imports ``ingest``. Raises ``Busy`` while another writer holds
     the data directory and ``NotFound`` for an unknown article."""
 
-    def add(self, records: Sequence[Mapping[str, Any]]) -> list[ArticleOutcome]: ...
+    def add(self, records: Sequence[Mapping[str, Any]], origin: str = "api") -> list[ArticleOutcome]: ...
 
     def formats(self) -> list[FileFormat]:
         """The kinds of file ``add_file`` reads, known by their names' suffixes (ingest's format registry)."""
