@@ -10,7 +10,7 @@ UI_PORT ?= 8501
 export HF_HUB_OFFLINE := 1
 export BYLINE_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: install run serve ui test lint fmt typecheck bench eval clean browser soak docs
+.PHONY: install run serve ui test lint fmt typecheck bench eval clean browser soak docs demo-live
 
 # torch goes in first, pinned to the CPU build; an unpinned one would pull a multi-GB CUDA build.
 $(BIN)/python:
@@ -36,11 +36,20 @@ $(VENV)/.installed-test: pyproject.toml requirements/spacy-model.txt | $(BIN)/py
 
 install: $(VENV)/.installed
 
+# The local demo follows feeds on this machine too (`make demo-live`): loopback sources are allowed here, and
+# polled as often as every 10 s. A deployment leaves both settings at their defaults (docs/following.md).
 run: $(VENV)/.installed
 	$(BIN)/byline ingest --if-empty demo/articles.jsonl
+	BYLINE_FOLLOW__ALLOW_NETWORKS=$${BYLINE_FOLLOW__ALLOW_NETWORKS-127.0.0.0/8,::1/128} \
+	BYLINE_FOLLOW__MIN_INTERVAL_S=$${BYLINE_FOLLOW__MIN_INTERVAL_S-10} \
 	$(BIN)/byline serve --port $(API_PORT) & api=$$!; \
 	trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/byline ui --port $(UI_PORT) --api-url http://127.0.0.1:$(API_PORT)
+
+# While `make run` is up: a local news site publishes the demo's live articles one by one, which the API follows,
+# and a saved question fires when the article that answers it arrives.
+demo-live: $(VENV)/.installed
+	$(BIN)/python -m demo.live --api http://127.0.0.1:$(API_PORT)
 
 serve: $(VENV)/.installed
 	$(BIN)/byline serve --port $(API_PORT)

@@ -41,6 +41,7 @@ from backend.retrieval.rerank import CheapReranker, CrossEncoderReranker, Rerank
 from backend.settings import RetrievalSettings, Settings
 from backend.store.articles import ArticleRegistry
 from backend.store.chroma import ChromaStore, open_client
+from backend.store.feeds import FeedStore
 from backend.store.lexical import LexicalIndex
 
 
@@ -57,6 +58,7 @@ class Services:
     sessions: ConversationStore
     feedback: FeedbackStore
     pools: Pools
+    feeds: FeedStore
     # None: a read-only server (POST and DELETE /articles answer 503); see ingest.writer.with_writer.
     writer: ArchiveWriter | None = None
 
@@ -201,4 +203,5 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         sessions=sessions,
         feedback=FeedbackStore(settings.sessions_db),
         pools=pools,
+        feeds=FeedStore(settings.feeds_db),
     )

@@ -191,6 +191,110 @@ def delete(ids: Annotated[list[str], typer.Argument(help="Article ids or URLs.")
         raise typer.Exit(failed)
 
 
+feeds_app = typer.Typer(help="Followed feeds and news sitemaps (polled by `byline serve` or `byline follow`).")
+app.add_typer(feeds_app, name="feeds")
+
+
+@feeds_app.command("add")
+def feeds_add(
+    url: Annotated[str, typer.Argument(help="An RSS or Atom feed, or a news sitemap.")],
+    title: Annotated[str | None, typer.Option(help="The outlet's name, given to its articles.")] = None,
+    interval: Annotated[float | None, typer.Option(min=1.0, help="Seconds between polls.")] = None,
+) -> None:
+    """Follow a source; a running server (or `byline follow`) polls it within seconds."""
+    from backend.core.net import canonical_url, check_url, parse_networks
+    from backend.settings import get_settings
+    from backend.store.feeds import FeedStore
+
+    settings = get_settings()
+    with exits():
+        canonical = canonical_url(url)
+        check_url(canonical, parse_networks(settings.follow.allow_networks))
+        source = FeedStore(settings.feeds_db).add(canonical, title, interval)
+    typer.echo(f"following {source.url} (source {source.id})")
+
+
+@feeds_app.command("list")
+def feeds_list() -> None:
+    """Every followed source with its health: last poll, status, new articles, last error."""
+    from backend.settings import get_settings
+    from backend.store.feeds import FeedStore, effective_interval_s
+
+    settings = get_settings()
+    sources = FeedStore(settings.feeds_db).sources()
+    if not sources:
+        typer.echo("no sources followed; add one with `byline feeds add URL`", err=True)
+        return
+    for s in sources:
+        last = s.last_fetch_at or "never"
+        every = effective_interval_s(s, settings.follow)
+        typer.echo(
+            f"{s.id}  {s.last_status:<12} last {last}  new {s.last_new} (total {s.total_new})  every {every:.0f} s"
+            f"  {s.title or s.kind or ''}  {s.url}"
+        )
+        if s.last_error:
+            typer.echo(f"    error ({s.failures} in a row): {s.last_error}")
+
+
+@feeds_app.command("remove")
+def feeds_remove(ids: Annotated[list[str], typer.Argument(help="Source ids or URLs.")]) -> None:
+    """Stop following sources; the articles they brought stay in the archive."""
+    from backend.settings import get_settings
+    from backend.store.feeds import FeedStore
+
+    feeds = FeedStore(get_settings().feeds_db)
+    with exits():
+        for id_or_url in ids:
+            typer.echo(f"no longer following {feeds.remove(id_or_url).url}")
+
+
+@app.command()
+def follow(
+    once: Annotated[bool, typer.Option("--once", help="Poll every source once, now, then exit.")] = False,
+) -> None:
+    """Poll the followed sources, storing their new articles (as `byline serve` does unless
+    BYLINE_FOLLOW__ENABLED=false). Refused while another process polls this archive."""
+    import logging
+    import signal
+    import threading
+
+    from backend.services import build_services
+    from ingest.follow.poller import FollowerBusy, Poller, follow_lock
+    from ingest.writer import with_writer
+
+    settings = _local_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    with _writing(settings.data_dir):
+        held = follow_lock(settings.data_dir)
+        if held is None:
+            raise FollowerBusy(
+                "another Byline process (a server, or `byline follow`) polls this archive's sources already"
+            )
+        services = with_writer(build_services(settings))
+        poller = Poller(settings.follow, services.feeds, services.writer)  # type: ignore[arg-type]
+        try:
+            if once:
+                sources = services.feeds.sources()
+                if not sources:
+                    typer.echo("no sources followed; add one with `byline feeds add URL`", err=True)
+                for source in sources:
+                    polled = poller.poll(source)
+                    typer.echo(
+                        f"{source.url}: {polled.status}, {polled.new} new"
+                        + (f"; {polled.error}" if polled.error else "")
+                    )
+                return
+            stop = threading.Event()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stop.set())
+            typer.echo(f"following {len(services.feeds.sources())} sources; Ctrl-C stops", err=True)
+            poller.run(stop)
+        finally:
+            poller.close()
+            services.close()
+            held.close()
+
+
 def exposure_warning(host: str, has_keys: bool) -> str | None:
     """The warning for a server others can reach without a key (loopback addresses are private)."""
     try:

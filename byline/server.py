@@ -10,13 +10,14 @@ import ctypes.util
 import logging
 import os
 import sys
+import threading
 from typing import IO, Any
 
 from fastapi import FastAPI
 
-from backend.api.app import create_app
+from backend.api.app import Task, create_app
 from backend.core.errors import EncoderMismatch
-from backend.services import build_services
+from backend.services import Services, build_services
 from backend.settings import Settings, get_settings
 from backend.store.ownership import hold_for_server
 from ingest.writer import with_writer
@@ -64,4 +65,27 @@ def create() -> FastAPI:
         raise SystemExit(2) from exc
     services.embedder.load()  # before the first request, not during it
     services.lexical.warm()
-    return create_app(services, close_services=True)  # built here, so closed when the server stops
+    # built here, so closed when the server stops
+    return create_app(services, close_services=True, tasks=follow_tasks(services))
+
+
+def follow_tasks(services: Services) -> list[Task]:
+    """The poller of the followed sources, where this process is the archive's one poller."""
+    if not services.settings.follow.enabled or services.writer is None:
+        return []
+    from ingest.follow.poller import Poller, follow_lock
+
+    held = follow_lock(services.settings.data_dir)
+    if held is None:  # another worker of this server, or a ``byline follow``, polls this archive
+        logging.getLogger("byline").info("another process polls the followed sources of this archive")
+        return []
+    poller = Poller(services.settings.follow, services.feeds, services.writer)
+
+    def run(stop: threading.Event) -> None:
+        try:
+            poller.run(stop)
+        finally:
+            poller.close()
+            held.close()  # another process may poll the archive now
+
+    return [("byline-follow", run)]

@@ -23,7 +23,7 @@ import uvicorn
 from backend.answering.chain import AnswerChain
 from backend.answering.rewrite import rewrite_followup
 from backend.answering.sessions import SessionStore
-from backend.api.app import create_app
+from backend.api.app import Task, create_app
 from backend.core.protocols import AnswerGenerator
 from backend.core.types import Turn
 from backend.embedding import SentenceTransformerEmbedder, resolve_model
@@ -102,10 +102,10 @@ def free_port() -> int:
 class ServerThread:
     """A real uvicorn server on a free loopback port, in a thread of the test process."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, tasks: Sequence[Task] = ()) -> None:
         self.port = free_port()
         config = uvicorn.Config(
-            create_app(services),
+            create_app(services, tasks=tasks),
             host="127.0.0.1",
             port=self.port,
             log_level="warning",

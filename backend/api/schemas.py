@@ -355,6 +355,47 @@ class RemovalOut(BaseModel):
     chunks: int = Field(description="Chunks removed from the indexes.")
 
 
+class FeedIn(Strict):
+    url: str = Field(
+        min_length=1, max_length=2000, description="An RSS or Atom feed, or a news sitemap (http or https)."
+    )
+    title: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The outlet's name, given to its articles (else a news sitemap's, the page's or the feed's).",
+    )
+    interval_s: float | None = Field(
+        default=None, ge=1.0, le=7 * 86_400.0, description="Seconds between polls (else `BYLINE_FOLLOW__INTERVAL_S`)."
+    )
+
+
+class FeedHealthOut(BaseModel):
+    status: Literal["pending", "ok", "not_modified", "error"] = Field(
+        description="The last poll: `pending` (not polled yet), `ok`, `not_modified` (HTTP 304) or `error`."
+    )
+    http_status: int | None
+    last_fetch_at: datetime | None
+    next_poll_at: datetime
+    failures: int = Field(description="Failed polls in a row; each doubles the wait, up to a day.")
+    new_articles: int = Field(description="Articles the last poll stored.")
+    total_articles: int = Field(description="Articles this source brought since it was followed.")
+    last_error: str | None
+
+
+class FeedOut(BaseModel):
+    id: str
+    url: str
+    title: str | None
+    kind: Literal["rss", "atom", "sitemap", "sitemap_index"] | None = Field(description="Known after the first poll.")
+    added_at: datetime
+    interval_s: float = Field(description="Seconds between polls, as scheduled (the feed's `ttl` can shorten it).")
+    health: FeedHealthOut
+
+
+class FeedList(BaseModel):
+    feeds: list[FeedOut]
+
+
 class ArticleSummaryOut(BaseModel):
     id: str
     title: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Sequence
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from backend.core.errors import InvalidRequest
 
@@ -78,3 +78,28 @@ def check_url(url: str, allowed: Sequence[Network] = (), *, resolve: bool = True
                 " such URLs unless BYLINE_FOLLOW__ALLOW_NETWORKS names the network"
             )
     return addresses
+
+
+# Query parameters that say who sent a reader, not which page: dropped, so one article has one URL.
+_TRACKING = ("utm_", "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "_ga", "ref_src")
+
+
+def canonical_url(url: str) -> str:
+    """One spelling per page: scheme and host in lower case, no default port, no fragment, no tracking
+    parameters. The path and the other parameters are kept as given (a site may treat their case and
+    order as meaningful)."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    if "@" in parts.netloc:  # kept, so that ``check_url`` refuses it rather than a credential being dropped unseen
+        host = f"{parts.netloc.rpartition('@')[0]}@{host}"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(_TRACKING)]
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(query, doseq=True), ""))
