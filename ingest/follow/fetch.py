@@ -14,9 +14,12 @@ about for the current hop.
 The same backend bounds the whole fetch in time. httpx's timeouts are per socket operation, so a
 server dripping one byte every half second (in its headers or its body) would never trip them; the
 backend clamps every connect, read and write to what is left of the fetch's deadline, so a fetch ends
-by ``timeout_s`` however the server behaves. Size is bounded by reading the body in chunks and
-stopping as soon as it passes the limit (a larger ``Content-Length`` is refused before any of the body
-is read); the body is decompressed as it is counted, so gzip cannot smuggle a larger one past it.
+by ``timeout_s`` however the server behaves. The limit is on network time: waiting for a host's turn
+does not spend it, and a robots.txt read on the way is a fetch with a limit of its own.
+
+Size is bounded by reading the body in chunks and stopping as soon as it passes the limit; a larger
+``Content-Length`` is refused before any of the body is read. The body is counted decompressed, so a
+gzip bomb is cut too (after at most one network chunk's expansion: deflate tops out near 1000 to 1).
 
 Polite. One request per host per ``host_interval_s`` (robots.txt's ``Crawl-delay`` can lengthen it):
 the fetcher sleeps, through the ``sleep`` it was given, until the host's turn. robots.txt is read once

@@ -222,15 +222,18 @@ def _parse_feed(body: bytes, url: str, root: str | None) -> Parsed:
 
 
 def _entry(entry: Any) -> Entry:
-    contents = [c.get("value", "") for c in entry.get("content", []) if c.get("value")]
-    text = html_to_text("\n\n".join(contents)) if contents else ""
+    contents = [_as_text(c.get("value", ""), c.get("type")) for c in entry.get("content", []) if c.get("value")]
+    text = "\n\n".join(c for c in contents if c)
     summary_only = not text
     if summary_only:
-        text = html_to_text(entry.get("summary") or "")
+        detail = entry.get("summary_detail") or {}
+        text = _as_text(entry.get("summary") or "", detail.get("type"))
     names = [a.get("name", "").strip() for a in entry.get("authors", []) if a.get("name", "").strip()]
     if not names and entry.get("author"):
         names = [str(entry.get("author")).strip()]
     link = entry.get("link") or None
+    if link and urlsplit(link).scheme.lower() not in ("http", "https", ""):
+        link = None  # feedparser takes an Atom id (urn:...) as the link when there is none
     return Entry(
         url=canonical_url(link) if link else None,
         guid=entry.get("id") or None,
@@ -241,6 +244,12 @@ def _entry(entry: Any) -> Entry:
         summary_only=summary_only,
         outlet=None,
     )
+
+
+def _as_text(value: str, media_type: str | None) -> str:
+    if media_type == "text/plain":  # Atom's type="text": a "<" is a character, not a tag
+        return _BLANKS.sub("\n\n", "\n".join(_SPACES.sub(" ", line).strip() for line in value.split("\n"))).strip()
+    return html_to_text(value)
 
 
 def _ttl_s(feed: Any) -> float | None:

@@ -66,6 +66,16 @@ def test_atom_content_and_summary() -> None:
     assert (rain.text, rain.summary_only, rain.guid) == ("Rain at last.", True, "https://valley.example/rain")
 
 
+def test_atom_plain_text_content_keeps_its_angle_brackets() -> None:
+    body = (
+        b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Maths</title><id>urn:m</id>'
+        b'<entry><title>Inequality</title><id>urn:m:1</id><content type="text">if a &lt; b and b &gt; c</content>'
+        b"</entry></feed>"
+    )
+    (entry,) = parse_source(body, "https://e.org/atom").entries
+    assert (entry.text, entry.summary_only, entry.url) == ("if a < b and b > c", False, None)
+
+
 def test_rss_with_no_items_is_an_empty_feed_and_sy_update_period_is_read() -> None:
     body = (
         b'<?xml version="1.0"?><rss version="2.0" xmlns:sy="http://purl.org/rss/1.0/modules/syndication/">'
