@@ -1,56 +1,42 @@
-"""RSS and Atom feeds: an article per entry, full content where the feed carries it, else the summary."""
+"""RSS and Atom feeds: an article per entry, full content where the feed carries it, else the summary.
+
+The entries come from ``ingest.follow.parse``, the parser of followed feeds, so a feed reads the same
+from a file as from the web."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from html import unescape
 from pathlib import Path
 from typing import Any
 
+from ingest.follow.parse import ParseError, parse_source
 from ingest.loaders.types import Loaded
-
-_TAG = re.compile(r"<[^>]+>")
-_BLOCK = re.compile(r"</?(?:p|div|br|li|h[1-6]|blockquote|tr)\b[^>]*>", re.I)
-_SCRIPT = re.compile(r"<(script|style)\b.*?</\1>", re.I | re.S)
-
-
-def html_to_text(fragment: str) -> str:
-    """Feed content is an HTML fragment; keep paragraph breaks, drop tags, scripts and styles."""
-    text = _SCRIPT.sub(" ", fragment)
-    text = _BLOCK.sub("\n", text)
-    return unescape(_TAG.sub("", text))
 
 
 def load_feed(path: Path) -> Iterator[Loaded]:
-    import feedparser
-
     raw = path.read_bytes()
-    parsed = feedparser.parse(raw)
-    if not parsed.entries:
-        reason = f": {parsed.bozo_exception}" if parsed.get("bozo") else ""
-        yield Loaded(f"no entries in the feed{reason}", None, len(raw))
+    try:
+        parsed = parse_source(raw, "")
+    except ParseError as exc:
+        yield Loaded(f"no entries in the feed: {exc}", None, len(raw))
         return
-    outlet = parsed.feed.get("title")
+    if not parsed.entries:
+        yield Loaded("no entries in the feed", None, len(raw))
+        return
     total = len(parsed.entries)
     for index, entry in enumerate(parsed.entries, start=1):
         offset = len(raw) * index // total
-        contents = [c.get("value", "") for c in entry.get("content", []) if c.get("value")]
-        summary_only = not contents
-        body = "\n\n".join(contents) if contents else entry.get("summary", "")
-        text = html_to_text(body).strip()
-        if not text:
-            yield Loaded(f"entry {index} ({entry.get('title', 'untitled')!r}) has no content or summary", None, offset)
+        if not entry.text:
+            yield Loaded(f"entry {index} ({entry.title or 'untitled'!r}) has no content or summary", None, offset)
             continue
-        authors = [a.get("name") for a in entry.get("authors", []) if a.get("name")] or entry.get("author")
         record: dict[str, Any] = {
-            "id": entry.get("id") or None,
-            "title": entry.get("title", ""),
-            "text": text,
-            "url": entry.get("link"),
-            "published_at": entry.get("published") or entry.get("updated"),
-            "authors": authors,
-            "source": outlet,
-            "summary_only": summary_only,
+            "id": entry.guid,
+            "title": entry.title,
+            "text": entry.text,
+            "url": entry.url,
+            "published_at": entry.published,
+            "authors": list(entry.authors),
+            "source": entry.outlet or parsed.title,
+            "summary_only": entry.summary_only,
         }
         yield Loaded({k: v for k, v in record.items() if v not in (None, "", [])}, None, offset)
