@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from backend.core.errors import InvalidRequest
 
@@ -80,26 +80,38 @@ def check_url(url: str, allowed: Sequence[Network] = (), *, resolve: bool = True
     return addresses
 
 
-# Query parameters that say who sent a reader, not which page: dropped, so one article has one URL.
-_TRACKING = ("utm_", "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "_ga", "ref_src")
+TRACKING_PREFIXES = ("utm_",)
+TRACKING_PARAMS = frozenset(
+    {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid", "_ga", "_gl"}
+    | {"_hsenc", "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_id", "wt_mc", "cmpid", "ocid"}
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def canonical_url(url: str) -> str:
-    """One spelling per page: scheme and host in lower case, no default port, no fragment, no tracking
-    parameters. The path and the other parameters are kept as given (a site may treat their case and
-    order as meaningful)."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
+    """One spelling per URL: lower-case scheme and host, no default port, no fragment, no tracking parameters.
+
+    The path and the other parameters stay exactly as given (order included): servers may tell them apart."""
+    url = url.strip()
     try:
+        parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        port = None
-    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
-        host = f"{host}:{port}"
-    if "@" in parts.netloc:  # kept, so that ``check_url`` refuses it rather than a credential being dropped unseen
-        host = f"{parts.netloc.rpartition('@')[0]}@{host}"
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(_TRACKING)]
-    return urlunsplit((scheme, host, parts.path or "/", urlencode(query, doseq=True), ""))
+        return url
+    scheme = parts.scheme.lower()
+    netloc = parts.netloc
+    if parts.hostname is not None:
+        host = parts.hostname  # lower-cased by urlsplit
+        if ":" in host:
+            host = f"[{host}]"
+        userinfo = netloc.rpartition("@")[0]
+        netloc = (f"{userinfo}@" if userinfo else "") + host
+        if port is not None and port != _DEFAULT_PORTS.get(scheme):
+            netloc += f":{port}"
+    query = "&".join(p for p in parts.query.split("&") if p and not _tracking(p.partition("=")[0]))
+    return urlunsplit((scheme, netloc, parts.path, query, ""))
+
+
+def _tracking(name: str) -> bool:
+    name = name.lower()
+    return name.startswith(TRACKING_PREFIXES) or name in TRACKING_PARAMS

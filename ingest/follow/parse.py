@@ -18,9 +18,11 @@ import xml.sax
 from dataclasses import dataclass
 from html import unescape
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
+
+from backend.core.net import canonical_url
 
 # trafilatura reports every page it finds too short at WARNING; callers say it once.
 logging.getLogger("trafilatura").setLevel(logging.ERROR)
@@ -28,12 +30,6 @@ logging.getLogger("trafilatura").setLevel(logging.ERROR)
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 NEWS_NS = "http://www.google.com/schemas/sitemap-news/0.9"
 # Tracking parameters dropped from URLs so that one article is one URL whichever link led to it.
-TRACKING_PREFIXES = ("utm_",)
-TRACKING_PARAMS = frozenset(
-    {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid", "_ga", "_gl"}
-    | {"_hsenc", "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_id", "wt_mc", "cmpid", "ocid"}
-)
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # sy:updatePeriod in seconds (the RSS 1.0 syndication module); sy:updateFrequency divides it.
 _PERIODS = {"hourly": 3600.0, "daily": 86_400.0, "weekly": 604_800.0, "monthly": 2_592_000.0, "yearly": 31_536_000.0}
 
@@ -80,35 +76,6 @@ def html_to_text(fragment: str) -> str:
     text = unescape(_TAG.sub("", text))
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
-
-
-def canonical_url(url: str) -> str:
-    """One spelling per URL: lower-case scheme and host, no default port, no fragment, no tracking parameters.
-
-    The path and the other parameters stay exactly as given (order included): servers may tell them apart."""
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return url
-    scheme = parts.scheme.lower()
-    netloc = parts.netloc
-    if parts.hostname is not None:
-        host = parts.hostname  # lower-cased by urlsplit
-        if ":" in host:
-            host = f"[{host}]"
-        userinfo = netloc.rpartition("@")[0]
-        netloc = (f"{userinfo}@" if userinfo else "") + host
-        if port is not None and port != _DEFAULT_PORTS.get(scheme):
-            netloc += f":{port}"
-    query = "&".join(p for p in parts.query.split("&") if p and not _tracking(p.partition("=")[0]))
-    return urlunsplit((scheme, netloc, parts.path, query, ""))
-
-
-def _tracking(name: str) -> bool:
-    name = name.lower()
-    return name.startswith(TRACKING_PREFIXES) or name in TRACKING_PARAMS
 
 
 def parse_source(body: bytes, url: str) -> Parsed:

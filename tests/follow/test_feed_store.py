@@ -88,4 +88,4 @@ def test_the_schedule_takes_the_ttl_the_floor_backoff_and_retry_after(tmp_path: 
 
 def test_urls_have_one_spelling() -> None:
     assert canonical_url("HTTPS://News.Example:443/a/B?utm_source=rss&id=7#top") == "https://news.example/a/B?id=7"
-    assert canonical_url("http://news.example:8080") == "http://news.example:8080/"
+    assert canonical_url("http://news.example:8080") == "http://news.example:8080"

@@ -70,6 +70,7 @@ def test_a_poller_killed_twice_then_restarted_stores_what_an_uninterrupted_one_d
         "BYLINE_FOLLOW__MIN_INTERVAL_S": "0",
     }
     served_before = _page_hits(site)
+    stored: list[int] = []
     for kill_after in (18, 34):  # inside the first write (16 pages read), then inside the third batch's reading
         follower = subprocess.Popen(
             [sys.executable, "-m", "byline", "follow"],
@@ -85,6 +86,9 @@ def test_a_poller_killed_twice_then_restarted_stores_what_an_uninterrupted_one_d
         os.kill(follower.pid, signal.SIGKILL)
         follower.wait(timeout=30)
         assert follower.returncode == -signal.SIGKILL
+        stored.append(build_registry(Settings(data_dir=data)).count())  # SQLite: no Chroma client in this process yet
+    # Killed part-way: the restart had articles left to store.
+    assert stored[-1] < ENTRIES, stored
 
     done = subprocess.run(
         [sys.executable, "-m", "byline", "follow", "--once"], env=env, capture_output=True, text=True, timeout=600

@@ -146,7 +146,12 @@ def test_sources_that_misbehave_are_recorded_and_do_not_stop_the_others(site: Si
     good = [Item(f"Berth {n} works", site.url(f"/news/{n}"), f"g{n}", content="".join(f"<p>{p}</p>" for p in story(n)))
             for n in (1, 2)]  # fmt: skip
     site.route("/good.xml", rss(good), content_type=RSS)
-    site.route("/malformed.xml", b"<rss><channel><item><title>broken", content_type=RSS)
+    site.route("/malformed.xml", b"<<< not xml, not a feed", content_type=RSS)
+    # Cut off inside its third item: the two whole items before the break are still taken.
+    whole = [Item(f"Berth {n} works", site.url(f"/news/{n}"), f"g{n}", content="".join(f"<p>{p}</p>" for p in story(n)))
+             for n in (3, 4, 5)]  # fmt: skip
+    truncated = rss(whole)
+    site.route("/truncated.xml", truncated[: truncated.index(b"Berth 5 works") + 5], content_type=RSS)
     site.route("/html.xml", page("Not a feed", *story(9)), content_type=HTML)
     site.fail("/error.xml", 500)
     site.redirect("/loop-a.xml", "/loop-b.xml")
@@ -157,12 +162,14 @@ def test_sources_that_misbehave_are_recorded_and_do_not_stop_the_others(site: Si
     for path in bad:
         _follow(archive, site.url(path))
     _follow(archive, site.url("/good.xml"))
+    _follow(archive, site.url("/truncated.xml"))
     poller = _poller(archive, timeout_s=1.5, max_feed_bytes=200_000)
 
     started = time.monotonic()
     results = {s.url.removeprefix(site.url("")): p for s, p in poller.poll_due()}
     assert time.monotonic() - started < 60  # each bad source ends by its limit, not the server's whim
     assert (results["/good.xml"].status, results["/good.xml"].new) == ("ok", 2)
+    assert (results["/truncated.xml"].status, results["/truncated.xml"].new) == ("ok", 2)
     for path in bad:
         assert results[path].status == "error", path
     errors = {path: results[path].error or "" for path in bad}
@@ -170,10 +177,10 @@ def test_sources_that_misbehave_are_recorded_and_do_not_stop_the_others(site: Si
     assert "1.5" in errors["/slow.xml"] and "200000" in errors["/endless.xml"].replace(",", "")
     assert "not a feed" in errors["/malformed.xml"] and "not a feed" in errors["/html.xml"]
     for source in archive.feeds.sources():
-        failing = source.url != site.url("/good.xml")
+        failing = source.url not in (site.url("/good.xml"), site.url("/truncated.xml"))
         assert (source.failures == 1) is failing and (source.last_error is not None) is failing
         assert source.next_at > time.time()  # none is polled again at once
-    assert len(_articles(archive)) == 2
+    assert sorted(_articles(archive).values()) == [f"Berth {n} works" for n in (1, 2, 3, 4)]
 
 
 def test_retry_after_and_backoff_decide_the_next_poll(site: Site, archive: Services) -> None:
