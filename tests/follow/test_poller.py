@@ -192,13 +192,22 @@ def test_retry_after_and_backoff_decide_the_next_poll(site: Site, archive: Servi
     assert archive.feeds.get(source.id).next_at >= before + 7200
 
 
-def test_a_page_that_fails_is_tried_again_then_kept_with_its_summary(site: Site, archive: Services) -> None:
-    site.fail("/news/5", 500)
+@pytest.mark.parametrize("fault", ["500", "huge", "endless", "slow"])
+def test_a_page_that_fails_is_tried_again_then_kept_with_its_summary(site: Site, archive: Services, fault: str) -> None:
+    match fault:
+        case "500":
+            site.fail("/news/5", 500)
+        case "huge":
+            site.huge("/news/5", 20_000_000, content_type=HTML)
+        case "endless":
+            site.endless("/news/5", content_type=HTML)
+        case _:
+            site.drip("/news/5", page("Berth 5 reopens", *story(5)), every_s=0.2, content_type=HTML)
     summary = "Harbour berth five will reopen in June after repairs, the authority said on Tuesday."
     site.route("/feed.xml", rss([Item("Berth 5 reopens", site.url("/news/5"), "g5", summary=summary)]),
                content_type=RSS, etag='"same"')  # fmt: skip
     source = _follow(archive, site.url("/feed.xml"))
-    poller = _poller(archive)
+    poller = _poller(archive, max_page_bytes=1_000_000, timeout_s=2)
     for attempt in range(1, MAX_ITEM_ATTEMPTS):
         polled = poller.poll(_due_now(archive, source))
         assert (polled.status, polled.new) == ("ok", 0)
