@@ -180,13 +180,11 @@ class WatchRunner:
         self._on_events = on_events
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._idle = threading.Event()
         self._thread: threading.Thread | None = None
 
     def notify(self, article_ids: Sequence[str]) -> None:
         """The ingest's listener (``PipelineWriter``'s ``on_stored``): queue the articles, wake the thread."""
         self._watches.enqueue(article_ids)
-        self._idle.clear()
         self._wake.set()
 
     def run_pending(self, progress: Progress | None = None) -> CheckReport:
@@ -228,15 +226,6 @@ class WatchRunner:
             except Exception:  # the queue keeps the articles; the next wake tries again
                 log.exception("checking the saved questions failed")
                 self._stopping.wait(5.0)
-            self._idle.set()
-
-    def wait_idle(self, timeout_s: float) -> bool:
-        """Until the queue is checked (tests, benchmarks); False on timeout."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._idle.wait(0.05) and not self._wake.is_set() and self._watches.pending() == 0:
-                return True
-        return False
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stopping.set()
