@@ -92,6 +92,7 @@ bench: $(VENV)/.installed-test
 	test -f $(EVAL_DIR)/questions.jsonl || $(BIN)/python -m eval.devset --data-dir $(EVAL_DIR)
 	$(BIN)/python -m bench.scale --source $(EVAL_DIR)
 	$(BIN)/python -m bench.text_analysis
+	$(BIN)/python -m bench.watches --watches 20 --new 50
 
 # docs/configuration.md is written from the settings model; tests/test_docs.py fails when it differs.
 # Written to a temporary file first, so a failing run cannot leave the page empty.

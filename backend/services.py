@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from langchain_core.language_models import BaseChatModel
 
@@ -17,7 +17,10 @@ from backend.answering.reader import Reader
 from backend.answering.rewrite import LLMCondenser, rewrite_followup
 from backend.answering.sessions import SessionStore
 from backend.answering.short import ShortAnswerer
+from backend.answering.watch import WatchChecker, WatchRunner
+from backend.answering.webhooks import WebhookSender
 from backend.core.encoder import EncoderIdentity
+from backend.core.net import parse_networks
 from backend.core.protocols import (
     AnswerGenerator,
     ArchiveWriter,
@@ -43,6 +46,20 @@ from backend.store.articles import ArticleRegistry
 from backend.store.chroma import ChromaStore, open_client
 from backend.store.feeds import FeedStore
 from backend.store.lexical import LexicalIndex
+from backend.store.watches import WatchStore
+
+
+@dataclass(frozen=True, slots=True)
+class Watching:
+    """The saved questions' two threads of a server: the checker (``byline-watches``) and the webhook
+    deliveries (``byline-webhooks``)."""
+
+    runner: WatchRunner
+    sender: WebhookSender
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.sender.stop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +76,16 @@ class Services:
     feedback: FeedbackStore
     pools: Pools
     feeds: FeedStore
+    watches: WatchStore
     # None: a read-only server (POST and DELETE /articles answer 503); see ingest.writer.with_writer.
     writer: ArchiveWriter | None = None
+    # None: saved questions are kept but not checked in this process (``start_watching`` starts the threads).
+    watching: Watching | None = None
 
     def close(self) -> None:
         """Shut the worker threads down; the services answer no question afterwards."""
+        if self.watching is not None:
+            self.watching.stop()
         self.pools.shutdown()
 
 
@@ -204,4 +226,43 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         feedback=FeedbackStore(settings.sessions_db),
         pools=pools,
         feeds=FeedStore(settings.feeds_db),
+        watches=WatchStore(settings.watches_db),
     )
+
+
+def build_checker(services: Services, *, prefilter: bool = True) -> WatchChecker:
+    """The saved questions' checker, reading with the generator ``/ask`` uses, built again on the plain
+    embedder: its model calls then run in the checker's own (lower-priority) thread, never in a batch that a
+    question waits for (``BatchingEmbedder`` encodes in whichever caller leads)."""
+    settings = services.settings
+    generator = build_generator(
+        settings,
+        services.embedder,
+        build_chat_model(settings.llm),
+        services.store.article_text,
+        pool=services.pools.llm,
+    )
+    return WatchChecker(
+        services.watches,
+        services.store,
+        services.embedder,
+        generator,
+        k=settings.retrieval.k,
+        max_sources=settings.answer.max_sources,
+        min_confidence=settings.answer.min_confidence,
+        reader=services.reader,
+        prefilter=prefilter,
+    )
+
+
+def build_sender(services: Services) -> WebhookSender:
+    settings = services.settings
+    return WebhookSender(services.watches, settings.watches, parse_networks(settings.follow.allow_networks))
+
+
+def start_watching(services: Services) -> Services:
+    """The services of a server that checks saved questions: the checker's and the webhooks' threads started
+    (stopped by ``Services.close``). The writer's ``on_stored`` is then ``services.watching.runner.notify``."""
+    sender = build_sender(services).start()
+    runner = WatchRunner(build_checker(services), services.watches, on_events=sender.notify).start()
+    return replace(services, watching=Watching(runner, sender))

@@ -19,6 +19,7 @@ from eval.cli import app as eval_app
 from ingest.loaders import describe as describe_formats
 
 if TYPE_CHECKING:
+    from backend.core.protocols import Embedder
     from backend.settings import Settings
     from ingest.pipeline import Ingestor
 
@@ -85,15 +86,46 @@ def _local_settings() -> Settings:
     return settings
 
 
-def _ingestor() -> Ingestor:
+def _ingestor(embedder: Embedder | None = None) -> Ingestor:
     """Refuses (``EncoderMismatch``) an archive whose vectors another encoder made."""
     from backend.embedding import build_embedder
     from backend.services import build_registry, build_store
     from ingest.pipeline import Ingestor
 
     settings = _local_settings()
-    embedder = build_embedder(settings.embedding)
+    embedder = embedder or build_embedder(settings.embedding)
     return Ingestor(settings, embedder, build_store(settings, embedder.identity()), build_registry(settings))
+
+
+def _check_watches(settings: Settings, embedder: Embedder, quiet: bool) -> None:
+    """The saved questions checked against what this ingest stored (queued by ``ingest``), as a server
+    would, with a progress line on stderr; each new event's first webhook delivery is tried once, and what
+    fails is left for a server's retries."""
+    from backend.answering.watch import CheckReport, WatchRunner
+    from backend.services import build_checker, build_sender, build_services
+
+    services = build_services(settings, embedder)
+    try:
+        tty = sys.stderr.isatty()
+
+        def show(report: CheckReport, left: int) -> None:
+            if not quiet:
+                line = f"{report.line()}, {left} articles left"
+                sys.stderr.write(f"\r{line}\x1b[K" if tty else f"{line}\n")
+                sys.stderr.flush()
+
+        report = WatchRunner(build_checker(services), services.watches).run_pending(show)
+        if not quiet and tty:
+            sys.stderr.write("\n")
+        if report.events:
+            sender = build_sender(services)
+            try:
+                sender.deliver_due()
+            finally:
+                sender.stop()
+        typer.echo(report.line())
+    finally:
+        services.close()
 
 
 @contextmanager
@@ -125,17 +157,28 @@ def ingest(
     Unchanged articles are not embedded again; broken files and records are reported and skipped.
     The exit status is 1 only when nothing could be ingested.
     """
+    from backend.embedding import build_embedder
     from backend.services import build_store
+    from backend.store.watches import WatchStore
 
     settings = _local_settings()
+    embedder = build_embedder(settings.embedding)
+    watches = WatchStore(settings.watches_db) if settings.watches.enabled else None
     with _writing(settings.data_dir):
         if if_empty and (count := build_store(settings).count()) > 0:
             typer.echo(f"The archive in {settings.data_dir} already has {count} chunks; nothing to do.")
             return
-        report = _ingestor().ingest(paths, progress=_progress(quiet), prune=prune)
+        report = _ingestor(embedder).ingest(paths, progress=_progress(quiet), prune=prune)
+        # Queued before the writer lock is let go: whoever checks next (this command, or a server) finds them.
+        checking = watches is not None and watches.count() > 0 and bool(report.stored())
+        if watches is not None and checking:
+            watches.enqueue(report.stored())
     if not quiet and sys.stderr.isatty():
         sys.stderr.write("\n")
     typer.echo(report.summary())
+    if checking:
+        with exits(settings.data_dir):
+            _check_watches(settings, embedder, quiet)
     if report.errors and report.articles_seen == 0:
         raise typer.Exit(1)
 
@@ -258,7 +301,7 @@ def follow(
     import signal
     import threading
 
-    from backend.services import build_services
+    from backend.services import build_services, start_watching
     from ingest.follow.poller import FollowerBusy, Poller, follow_lock
     from ingest.writer import with_writer
 
@@ -270,7 +313,10 @@ def follow(
             raise FollowerBusy(
                 "another Byline process (a server, or `byline follow`) polls this archive's sources already"
             )
-        services = with_writer(build_services(settings))
+        services = build_services(settings)
+        if settings.watches.enabled:  # saved questions are checked against what the poller stores, as a server does
+            services = start_watching(services)
+        services = with_writer(services, on_stored=services.watching.runner.notify if services.watching else None)
         poller = Poller(settings.follow, services.feeds, services.writer)  # type: ignore[arg-type]
         try:
             if once:
@@ -283,6 +329,8 @@ def follow(
                         f"{source.url}: {polled.status}, {polled.new} new"
                         + (f"; {polled.error}" if polled.error else "")
                     )
+                if services.watching is not None:  # before exiting: the saved questions against what was stored
+                    typer.echo(services.watching.runner.run_pending().line())
                 return
             stop = threading.Event()
             for signum in (signal.SIGINT, signal.SIGTERM):

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from backend.api.app import Task, create_app
 from backend.core.errors import EncoderMismatch
-from backend.services import Services, build_services
+from backend.services import Services, build_services, start_watching
 from backend.settings import Settings, get_settings
 from backend.store.ownership import hold_for_server
 from ingest.writer import with_writer
@@ -59,12 +59,15 @@ def create() -> FastAPI:
     if settings.chroma.mode == "embedded":
         _held.append(hold_for_server(settings.data_dir))
     try:
-        services = with_writer(build_services(settings))
+        services = build_services(settings)
     except EncoderMismatch as exc:  # never serve questions embedded by one model against another's vectors
         sys.stderr.write(f"error: {exc}\n")
         raise SystemExit(2) from exc
     services.embedder.load()  # before the first request, not during it
     services.lexical.warm()
+    if settings.watches.enabled:  # saved questions are checked in threads of their own, fed by every write
+        services = start_watching(services)
+    services = with_writer(services, on_stored=services.watching.runner.notify if services.watching else None)
     # built here, so closed when the server stops
     return create_app(services, close_services=True, tasks=follow_tasks(services))
 

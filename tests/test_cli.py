@@ -1,5 +1,6 @@
 """The ``byline`` console script, run as a user runs it: a subprocess with its own data directory."""
 
+import json
 import os
 import re
 import subprocess
@@ -57,6 +58,27 @@ def test_ingest_then_ask_prints_the_answer_and_numbered_sources(tmp_path: Path) 
     assert ask.returncode == 0, ask.stderr
     assert "Mardan Salih" in ask.stdout
     assert "[1] Iraqi and Peshmerga officers say joint work has calmed the Qaratapa-Hamrin front" in ask.stdout
+
+
+@pytest.mark.slow
+def test_ingest_checks_the_saved_questions_against_what_it_stored(tmp_path: Path) -> None:
+    from backend.store.watches import WatchStore
+    from tests.backend.answering.test_watch import COMMANDER, TRAM
+
+    data = tmp_path / "data"
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text(json.dumps(COMMANDER) + "\n" + json.dumps(TRAM) + "\n", encoding="utf-8")
+    watches = WatchStore(data / "watches.sqlite3")  # as a server made them, before this ingest
+    watch = watches.create("", QARATAPA_QUESTION)
+    result = _run(["ingest", str(batch)], data)
+    assert result.returncode == 0, result.stderr
+    assert "saved questions: 1 checked against 2 new articles" in result.stdout and "1 events" in result.stdout
+    assert "0 articles left" in result.stderr  # the progress, where the ingest shows its own
+    [event] = watches.events(watch.id)
+    assert event.article.id == COMMANDER["id"] and event.short_answer is not None
+    assert "Aram Dizayi" in event.short_answer.text and watches.pending() == 0
+    again = _run(["ingest", str(batch)], data)  # nothing stored: nothing to check
+    assert again.returncode == 0 and "saved questions" not in again.stdout and len(watches.events(watch.id)) == 1
 
 
 def test_ingest_fails_only_when_nothing_could_be_ingested(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from backend.api.auth import require_admin, require_key
 from backend.api.errors import document_problems, install_error_handlers
 from backend.api.limits import BodyLimit, RateLimiter
-from backend.api.routes import archive, ask, docs, feedback, feeds, health, openai_compat, search, sessions
+from backend.api.routes import archive, ask, docs, feedback, feeds, health, openai_compat, search, sessions, watches
 from backend.services import Services
 
 # Work a server does beside its requests (the poller of followed sources): a name and a function that runs
@@ -56,7 +56,7 @@ def create_app(services: Services, *, close_services: bool = False, tasks: Seque
     app.include_router(health.router)  # /health and /ready stay open for probes
     reader, admin = [Depends(require_key)], [Depends(require_admin)]
     app.include_router(docs.router, dependencies=[] if limits.open_docs else reader)
-    for module in (search, ask, sessions, archive, feedback, feeds, openai_compat):
+    for module in (search, ask, sessions, watches, archive, feedback, feeds, openai_compat):
         app.include_router(module.router, dependencies=reader)
     app.include_router(archive.write_router, dependencies=admin)
     app.include_router(feeds.write_router, dependencies=admin)

@@ -12,6 +12,7 @@ from backend.core.types import (
     Hit,
     SearchFilters,
     ShortAnswer,
+    WatchEvent,
 )
 
 _MAX_QUERY_CHARS = 2000
@@ -408,3 +409,86 @@ class ArticleSummaryOut(BaseModel):
 class ArticleList(BaseModel):
     articles: list[ArticleSummaryOut]
     total: int = Field(description="Articles matching the filters, on all pages.")
+
+
+class WatchIn(Strict):
+    question: str = Field(min_length=1, max_length=500)
+    filters: FiltersIn | None = None
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Where each event is also POSTed, signed (docs/operations.md). Must resolve to a public address.",
+    )
+
+
+class FiltersOut(FromCore):
+    sources: list[str]
+    published_after: date | None
+    published_before: date | None
+
+
+class WatchOut(FromCore):
+    """A saved question, checked against every new article."""
+
+    id: str
+    question: str
+    filters: FiltersOut
+    webhook_url: str | None
+    created_at: datetime
+    unread: int = Field(description="Events not yet marked read.")
+    events: int
+    last_event_at: datetime | None
+    webhook_secret: str | None = Field(
+        default=None,
+        description="The key that signs this watch's webhook deliveries: only in the response that made the watch.",
+    )
+
+
+class WatchList(BaseModel):
+    watches: list[WatchOut]
+    unread: int = Field(description="Unread events over all the caller's watches (the chat's badge).")
+
+
+class EventArticleOut(FromCore):
+    id: str
+    title: str
+    url: str | None
+    source: str | None
+    published_at: datetime | None
+
+
+class EventAnswerOut(BaseModel):
+    text: str
+    short_answer: ShortAnswerOut | None
+    citations: list[CitationOut]
+
+
+class EventOut(BaseModel):
+    """A new article answered the saved question: the answer ``/ask`` would have given from it."""
+
+    id: str
+    watch_id: str
+    created_at: datetime
+    read: bool
+    article: EventArticleOut
+    answer: EventAnswerOut
+
+    @classmethod
+    def from_core(cls, event: WatchEvent, min_confidence: float) -> EventOut:
+        short = event.short_answer
+        return cls(
+            id=event.id,
+            watch_id=event.watch_id,
+            created_at=event.created_at,
+            read=event.read,
+            article=EventArticleOut.from_core(event.article),
+            answer=EventAnswerOut(
+                text=event.answer,
+                short_answer=ShortAnswerOut.from_core(short, min_confidence) if short else None,
+                citations=[CitationOut.from_core(c) for c in event.citations],
+            ),
+        )
+
+
+class EventList(BaseModel):
+    events: list[EventOut]

@@ -88,6 +88,11 @@ class VectorStore(Protocol):
         """Every stored chunk (for rebuilding the lexical index and for evaluation)."""
         ...
 
+    def chunks_with_vectors(self, article_ids: Sequence[str]) -> list[tuple[Chunk, list[float]]]:
+        """The stored chunks of these articles with their vectors, each article's in position order (for
+        comparing a saved question with new articles alone, without a search over the whole archive)."""
+        ...
+
     def article_text(self, article_id: str) -> str:
         """An article's text rebuilt from its chunks in order ("" for an unknown article)."""
         ...

@@ -249,3 +249,59 @@ class SessionSummary:
     updated_at: datetime
     turns: int
     first_question: str
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A saved question: checked against every ingest batch's new articles (``backend.answering.watch``).
+
+    Belongs to an owner (an API key's digest, "" without keys), like a conversation. ``webhook_secret`` signs
+    the events posted to ``webhook_url``; the API shows it once, when the watch is made."""
+
+    id: str
+    owner: str
+    question: str
+    filters: SearchFilters
+    created_at: datetime
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    unread: int = 0
+    events: int = 0
+    last_event_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventArticle:
+    """The new article that answered a saved question."""
+
+    id: str
+    title: str
+    url: str | None
+    source: str | None
+    published_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """A new article answered a saved question: the answer as ``/ask`` would give it from that article."""
+
+    id: str
+    watch_id: str
+    article: EventArticle
+    answer: str
+    citations: tuple[Citation, ...]
+    short_answer: ShortAnswer | None
+    created_at: datetime
+    read: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event owed to a webhook: how often it was tried, when next, and why the last try failed."""
+
+    event_id: str
+    watch_id: str
+    url: str
+    secret: str
+    attempts: int
+    last_error: str | None = None

@@ -425,6 +425,21 @@ class ChromaStore:
             i: chunk_from_record(i, d, dict(m)) for i, d, m in zip(result["ids"], documents, metadatas, strict=True)
         }
 
+    def chunks_with_vectors(self, article_ids: Sequence[str]) -> list[tuple[Chunk, list[float]]]:
+        if not article_ids:
+            return []
+        where: Any = {"article_id": {"$in": list(dict.fromkeys(article_ids))}}
+        result = self._collection.get(where=where, include=["documents", "metadatas", "embeddings"])
+        documents = result["documents"] or []
+        metadatas = result["metadatas"] or []
+        embeddings = result["embeddings"]
+        vectors = [] if embeddings is None else [[float(x) for x in e] for e in embeddings]
+        found = [
+            (chunk_from_record(i, d, dict(m)), v)
+            for i, d, m, v in zip(result["ids"], documents, metadatas, vectors, strict=True)
+        ]
+        return sorted(found, key=lambda pair: (pair[0].article_id, pair[0].position))
+
     def iter_chunks(self, page: int = 2000) -> Iterator[Chunk]:
         """Every stored chunk, page by page (for building the lexical index and for evaluation)."""
         for records in self.iter_records(page):

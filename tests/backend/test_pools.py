@@ -40,3 +40,14 @@ def test_an_app_closes_the_services_it_was_given_to_close_when_it_stops(services
         assert client.get("/health").status_code == 200
     with pytest.raises(RuntimeError):
         services.pools.lexical.submit(time.sleep, 0)
+
+
+def test_the_saved_questions_threads_start_with_watching_and_end_with_the_services(services: Services) -> None:
+    from backend.services import start_watching
+
+    before = _byline_threads()
+    watching = start_watching(services)
+    started = _byline_threads() - before
+    assert {t.name for t in started} == {"byline-watches", "byline-webhooks"}
+    watching.close()
+    assert not [t.name for t in started if t.is_alive()]

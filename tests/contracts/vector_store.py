@@ -142,3 +142,13 @@ class VectorStoreContract:
         assert store.chunked_with is None
         store.upsert(ARCHIVE[:1], VECTORS[:1], [{}])
         assert store.chunked_with == ENCODER.model and make_store().chunked_with == ENCODER.model
+
+    def test_chunks_with_vectors_gives_only_the_articles_asked_for_in_order(self, make_store: MakeStore) -> None:
+        store = filled(make_store)
+        store.upsert([chunk("old", 1)], [[0.0, 1.0, 0.0]], [{}])
+        found = store.chunks_with_vectors(["old", "undated", "missing", "old"])
+        assert [c.id for c, _ in found] == ["old:0", "old:1", "undated:0"]
+        assert found[0][0] == ARCHIVE[0] and found[2][0] == ARCHIVE[3]  # every field, as for a search
+        for (_, got), want in zip(found, [VECTORS[0], [0.0, 1.0, 0.0], VECTORS[3]], strict=True):
+            assert got == pytest.approx(want, abs=1e-6)
+        assert store.chunks_with_vectors([]) == [] and store.chunks_with_vectors(["missing"]) == []
