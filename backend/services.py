@@ -212,6 +212,7 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         history_turns=settings.sessions.history_turns,
         archive_span=registry.span,
         condense=build_condenser(settings, chat, pool=pools.condense),
+        in_flight=pools.in_flight,
     )
     return Services(
         settings=settings,
@@ -252,6 +253,7 @@ def build_checker(services: Services, *, prefilter: bool = True) -> WatchChecker
         min_confidence=settings.answer.min_confidence,
         reader=services.reader,
         prefilter=prefilter,
+        in_flight=services.pools.in_flight,
     )
 
 

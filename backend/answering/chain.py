@@ -10,6 +10,7 @@ import contextvars
 import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, TypedDict, TypeVar, Unpack
@@ -33,6 +34,7 @@ from backend.core.types import (
     Source,
     Turn,
 )
+from backend.pools import InFlight
 from backend.retrieval.reading import QueryReader
 
 _T = TypeVar("_T")
@@ -198,7 +200,10 @@ class AnswerChain:
         history_turns: int,
         archive_span: Callable[[], tuple[int, str | None, str | None]] | None = None,
         condense: Callable[[str, Sequence[Turn]], str] = rewrite_followup,
+        in_flight: InFlight | None = None,
     ) -> None:
+        """``in_flight``: counts the questions under way, which background work (saved questions) gives way to."""
+        self._in_flight = in_flight
         self._archive_span = archive_span
         self._condense = condense
         self._reader = reader
@@ -276,7 +281,8 @@ class AnswerChain:
         # Each step runs in the question's own thread, as LangChain's ``assign`` ran them before the state was
         # typed: measured in the test process, on the thread that had ingested the archive the embedding model
         # took three to eight times as long, and a model's timeout was spent before it was asked.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="byline-question") as worker:
+        busy = self._in_flight.question() if self._in_flight is not None else nullcontext()
+        with busy, ThreadPoolExecutor(max_workers=1, thread_name_prefix="byline-question") as worker:
 
             def step(run: Callable[..., _T], *args: Any) -> _T:
                 # The question's clock is a context variable: the step runs in a copy of this context.

@@ -27,6 +27,7 @@ from backend.core.filters import matches
 from backend.core.protocols import AnswerGenerator, Embedder, VectorStore
 from backend.core.text import content_terms
 from backend.core.types import Chunk, EventArticle, Hit, SearchQuery, Watch, WatchEvent
+from backend.pools import InFlight
 from backend.retrieval.reading import QueryReader
 from backend.store.watches import WatchStore
 
@@ -72,6 +73,7 @@ class WatchChecker:
         min_confidence: float,
         reader: QueryReader | None = None,
         prefilter: bool = True,
+        in_flight: InFlight | None = None,
     ) -> None:
         """``generator``: built as ``/ask``'s is (``backend.services.build_generator``), on the plain embedder, so
         the checker's model calls run in its own thread, never a batch a question waits in. ``reader``: reads
@@ -85,6 +87,9 @@ class WatchChecker:
         self._min_confidence = min_confidence
         self._reader = reader
         self._prefilter = prefilter
+        # Before each reading the checker waits for a moment with no question under way: it never competes
+        # with a question for the cores (``InFlight``).
+        self._in_flight = in_flight
         self._vectors: dict[str, np.ndarray] = {}  # question -> its unit vector, kept while the process runs
 
     def check(self, article_ids: Sequence[str], watches: Sequence[Watch] | None = None) -> CheckReport:
@@ -94,6 +99,8 @@ class WatchChecker:
         report = CheckReport(articles=len(set(article_ids)), watches=len(watches))
         if not watches or not article_ids:
             return report
+        if self._in_flight is not None:
+            self._in_flight.wait_quiet()
         found = self._store.chunks_with_vectors(article_ids)
         if found:
             chunks = [c for c, _ in found]
@@ -137,6 +144,8 @@ class WatchChecker:
         order = np.argsort(-scores, kind="stable")[: self._k]
         hits = [Hit(chunks[keep[int(i)]], float(scores[int(i)])) for i in order]
         sources = number_sources(hits, self._max_sources)
+        if self._in_flight is not None:
+            self._in_flight.wait_quiet()
         draft = self._generator.generate(watch.question, sources)
         report.read += 1
         text, citations = verify_citations(draft, sources)

@@ -1,4 +1,5 @@
-"""The services own their worker threads: closing them leaves no ``byline-*`` thread behind."""
+"""The services own their worker threads: closing them leaves no ``byline-*`` thread behind; background
+work gives way to questions."""
 
 import threading
 import time
@@ -8,7 +9,8 @@ from fastapi.testclient import TestClient
 
 from backend.api.app import create_app
 from backend.core.types import SearchQuery
-from backend.services import Services
+from backend.pools import InFlight
+from backend.services import Services, build_checker
 
 
 def _byline_threads() -> set[threading.Thread]:
@@ -51,3 +53,49 @@ def test_the_saved_questions_threads_start_with_watching_and_end_with_the_servic
     assert {t.name for t in started} == {"byline-watches", "byline-webhooks"}
     watching.close()
     assert not [t.name for t in started if t.is_alive()]
+
+
+def test_background_work_waits_for_a_quiet_moment_after_the_questions() -> None:
+    in_flight = InFlight(settle_s=0.05)
+    assert in_flight.wait_quiet(max_wait_s=1.0)  # nothing asked yet
+    returned = threading.Event()
+
+    def background() -> None:
+        if in_flight.wait_quiet(max_wait_s=30.0):
+            returned.set()
+
+    with in_flight.question():
+        waiter = threading.Thread(target=background)
+        waiter.start()
+        assert not returned.wait(0.3)  # held back while the question is under way
+        assert in_flight.count == 1
+    waiter.join(10)
+    assert returned.is_set() and in_flight.count == 0
+
+
+def test_background_work_is_late_under_endless_questions_but_not_starved() -> None:
+    in_flight = InFlight(settle_s=0.05)
+    with in_flight.question():
+        assert in_flight.wait_quiet(max_wait_s=0.1) is False
+
+
+def test_the_checker_reads_only_when_no_question_is_under_way(services: Services) -> None:
+    """A real check, with a question held open in another thread: the reading waits for its end."""
+    events: list[str] = []
+    in_flight = services.pools.in_flight
+    checker = build_checker(services)
+    services.watches.create("k", "Who commands the Qaratapa-Hamrin sector?")
+    done = threading.Event()
+
+    def check() -> None:
+        checker.check(["demo-001"])
+        events.append(f"checked with {in_flight.count} questions under way")
+        done.set()
+
+    with in_flight.question():
+        thread = threading.Thread(target=check)
+        thread.start()
+        assert not done.wait(1.0)
+        events.append("question ended")
+    thread.join(60)
+    assert events == ["question ended", "checked with 0 questions under way"]

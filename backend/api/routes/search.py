@@ -23,7 +23,8 @@ def search(body: SearchRequest, services: Annotated[Services, Depends(get_servic
     query = services.reader.query(
         body.query, k=body.k, as_of=as_of, filters=body.filters.to_core() if body.filters else None
     )
-    hits = services.retriever.retrieve(query)
+    with services.pools.in_flight.question():
+        hits = services.retriever.retrieve(query)
     return SearchResponse(
         results=[SearchResult.from_hit(h) for h in hits], as_of=as_of, reading=ReadingOut.from_core(query.reading)
     )
