@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.answering.watch import lower_priority
-from backend.services import Services, build_checker, build_services
+from backend.services import Services, build_checker, build_generator, build_services
 from backend.settings import EmbeddingSettings, Settings
 from backend.store.watches import WatchStore
 from bench.common import CORPUS, corpus_articles, table, write_result
@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--archive", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--single", type=int, default=10, help="New articles also checked one at a time.")
+    parser.add_argument("--rounds", type=int, default=3, help="Rounds of /ask alone, then beside a check.")
     args = parser.parse_args()
     questions, new_articles, archive = _pick(args.watches, args.new, args.archive, args.seed)
     with tempfile.TemporaryDirectory(prefix="byline-bench-watches-") as tmp:
@@ -153,17 +154,35 @@ def main() -> None:
             runs = [_check(services, folder, questions, new, prefilter) for prefilter in (True, False)]
             singles = [_single(services, folder, questions, new[: args.single], p) for p in (True, False)]
             services.answers.ask(questions[0])  # warm
-            alone = _ask_latency(services, questions, None)
             store = WatchStore(folder / "watches-during.sqlite3")
             for q in questions:
                 store.create("bench", q)
-            checker = build_checker(replace(services, watches=store), prefilter=False)
+            in_flight = services.pools.in_flight
+            overlaps: list[int] = []  # questions under way at each reading the check did
+            gated = build_checker(replace(services, watches=store), prefilter=False)
+            counted = build_generator(
+                services.settings, services.embedder, None, services.store.article_text, pool=services.pools.llm
+            )
 
-            def check() -> None:
-                lower_priority()
-                checker.check(new)
+            class Counting:
+                def generate(self, *args: Any, **kwargs: Any) -> Any:
+                    overlaps.append(in_flight.count)
+                    return counted.generate(*args, **kwargs)
 
-            during = _ask_latency(services, questions, threading.Thread(target=check, name="byline-watches"))
+            gated._generator = Counting()  # the bench counts the readings that ran beside a question
+            alone: list[float] = []
+            during: list[float] = []
+            checks_s: list[float] = []
+            for _ in range(args.rounds):  # interleaved, so that other load on the machine falls on both alike
+                alone += _ask_latency(services, questions, None)
+
+                def check() -> None:
+                    lower_priority()
+                    started = time.perf_counter()
+                    gated.check(new)
+                    checks_s.append(time.perf_counter() - started)
+
+                during += _ask_latency(services, questions, threading.Thread(target=check, name="byline-watches"))
         finally:
             services.close()
     result = {
@@ -178,6 +197,9 @@ def main() -> None:
         "same_events_with_prefilter": runs[0]["pairs"] == runs[1]["pairs"],
         "ask_ms_alone": {"p50": round(statistics.median(alone), 1), "max": round(max(alone), 1)},
         "ask_ms_during_check": {"p50": round(statistics.median(during), 1), "max": round(max(during), 1)},
+        "check_beside_asks_s": [round(c, 1) for c in checks_s],
+        "readings_beside_a_question": sum(1 for n in overlaps if n),
+        "readings": len(overlaps),
     }
     rows: list[tuple[str, ...]] = [("batch", "pre-filter", "check s", "ms / watch / article", "answers read", "events")]
     for r in runs:
@@ -206,7 +228,9 @@ def main() -> None:
     print(table(rows))
     print(f"same events with and without the pre-filter: {result['same_events_with_prefilter']}")
     alone_p50, during_p50 = result["ask_ms_alone"]["p50"], result["ask_ms_during_check"]["p50"]
-    print(f"/ask p50 alone {alone_p50} ms, during a check {during_p50} ms")
+    print(f"/ask p50 alone {alone_p50} ms, during a check {during_p50} ms ({args.rounds} rounds, interleaved)")
+    beside, readings = result["readings_beside_a_question"], result["readings"]
+    print(f"readings of the check done while a question was under way: {beside} of {readings}")
     print(f"written to {write_result('watches', result)}")
 
 

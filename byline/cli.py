@@ -273,7 +273,7 @@ def feeds_list() -> None:
         every = effective_interval_s(s, settings.follow)
         typer.echo(
             f"{s.id}  {s.last_status:<12} last {last}  new {s.last_new} (total {s.total_new})  every {every:.0f} s"
-            f"  {s.title or s.kind or ''}  {s.url}"
+            f"  {s.title or s.feed_title or s.kind or ''}  {s.url}"
         )
         if s.last_error:
             typer.echo(f"    error ({s.failures} in a row): {s.last_error}")

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 ARTICLES = Path(__file__).with_name("live") / "articles.jsonl"
-QUESTION = "Who heads the Tuz Khurmatu operations command?"
+QUESTION = "Who is the new head of the Tuz Khurmatu operations command?"
 
 
 class Site:

@@ -386,7 +386,7 @@ class FeedHealthOut(BaseModel):
 class FeedOut(BaseModel):
     id: str
     url: str
-    title: str | None
+    title: str | None = Field(description="The outlet's name the source was given, else the feed's own title.")
     kind: Literal["rss", "atom", "sitemap", "sitemap_index"] | None = Field(description="Known after the first poll.")
     added_at: datetime
     interval_s: float = Field(description="Seconds between polls, as scheduled (the feed's `ttl` can shorten it).")

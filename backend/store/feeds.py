@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS sources (
     id TEXT PRIMARY KEY,
     url TEXT NOT NULL UNIQUE,
     title TEXT,
+    feed_title TEXT,
     kind TEXT,
     added_at TEXT NOT NULL,
     interval_s REAL,
@@ -65,7 +66,8 @@ MAX_ITEM_ATTEMPTS = 3
 class Source:
     id: str
     url: str
-    title: str | None
+    title: str | None  # the outlet's name the source was given
+    feed_title: str | None  # the feed's own title, once polled
     kind: str | None
     added_at: str
     interval_s: float | None  # None: the settings' interval
@@ -174,7 +176,8 @@ class FeedStore(sqlite.SqliteStore):
         failed = polled.status == "error"
         with self._lock, self._connect() as db:
             db.execute(
-                "UPDATE sources SET kind = COALESCE(?, kind), title = COALESCE(title, ?), ttl_s = COALESCE(?, ttl_s),"
+                "UPDATE sources SET kind = COALESCE(?, kind), feed_title = COALESCE(?, feed_title),"
+                " ttl_s = COALESCE(?, ttl_s),"
                 " etag = CASE WHEN ? THEN etag ELSE ? END, last_modified = CASE WHEN ? THEN last_modified ELSE ? END,"
                 " next_at = ?, failures = CASE WHEN ? THEN failures + 1 ELSE 0 END, last_fetch_at = ?,"
                 " last_status = ?, http_status = ?, last_error = ?, last_new = ?, total_new = total_new + ?"

@@ -214,7 +214,8 @@ class Poller:
             "text": entry.text,
             "published_at": entry.published,
             "authors": list(entry.authors),
-            # The outlet: a news sitemap names it; else the name the source was given, else the page's site.
+            # The outlet: a news sitemap names it; else the name the source was given, else the page's site,
+            # else the feed's title.
             "source": entry.outlet or source.title,
             "guid": entry.guid,
             "feed": source.url,

@@ -50,7 +50,7 @@ def test_health_and_validators_follow_each_poll_and_survive_reopening(tmp_path: 
     # A 304 keeps them too; a success clears the failures and names no error.
     feeds.record(failing, Polled("not_modified", 304), 1.0)
     fine = feeds.get(source.id)
-    assert (fine.failures, fine.etag, fine.last_error, fine.title) == (0, '"v1"', None, "Feed title")
+    assert (fine.failures, fine.etag, fine.last_error, fine.feed_title) == (0, '"v1"', None, "Feed title")
 
 
 def test_items_are_known_by_key_across_sources_and_retries_are_given_up(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ def feed_out(source: Source, services: Services) -> FeedOut:
     return FeedOut(
         id=source.id,
         url=source.url,
-        title=source.title,
+        title=source.title or source.feed_title,
         kind=source.kind,  # type: ignore[arg-type]
         added_at=_when(source.added_at),
         interval_s=effective_interval_s(source, services.settings.follow),
