@@ -82,7 +82,7 @@ def follow_tasks(services: Services) -> list[Task]:
     if held is None:  # another worker of this server, or a ``byline follow``, polls this archive
         logging.getLogger("byline").info("another process polls the followed sources of this archive")
         return []
-    poller = Poller(services.settings.follow, services.feeds, services.writer)
+    poller = Poller(services.settings.follow, services.feeds, services.writer, in_flight=services.pools.in_flight)
 
     def run(stop: threading.Event) -> None:
         try:

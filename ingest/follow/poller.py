@@ -30,6 +30,7 @@ from typing import IO, Any
 
 from backend.core.errors import Busy, BylineError
 from backend.core.protocols import ArchiveWriter
+from backend.pools import InFlight
 from backend.settings import FollowSettings
 from backend.store.feeds import MAX_ITEM_ATTEMPTS, FeedStore, Polled, Source, effective_interval_s
 from ingest.follow.fetch import Fetcher, FetchError, RobotsDenied
@@ -90,7 +91,11 @@ class Poller:
         fetcher: Fetcher | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        in_flight: InFlight | None = None,
     ) -> None:
+        """``in_flight``: the server's questions under way; each batch waits for a quiet moment before it is
+        embedded, so that polling does not compete with a question for the cores."""
+        self._in_flight = in_flight
         self._settings = settings
         self._feeds = feeds
         self._writer = writer
@@ -199,6 +204,8 @@ class Poller:
         """Store the records gathered so far, then record them taken (with the entries that needed no write):
         batch by batch, so a poller killed later takes only the rest again."""
         if taking.records:
+            if self._in_flight is not None:
+                self._in_flight.wait_quiet()
             outcomes = self._writer.add([record for _, record in taking.records], origin=source.url)
             for (key, _), outcome in zip(taking.records, outcomes, strict=True):
                 taking.marks.append((key, outcome.id, outcome.status, outcome.detail or None))
