@@ -135,8 +135,11 @@ def show_watch(watch: dict[str, Any]) -> None:
             show_events(watch)
 
 
-def new_watch_form(outlets: list[str]) -> None:
-    with st.form("new_watch", border=True):
+def new_watch_form(outlets: list[str], expanded: bool) -> None:
+    with (
+        st.expander("Follow a new question", expanded=expanded, icon=":material/add_alert:"),
+        st.form("new_watch", border=False),
+    ):
         st.text_input(
             "Question", key="watch_question", placeholder="e.g. Who heads the Tuz Khurmatu operations command?"
         )
@@ -166,13 +169,14 @@ if made := state.pop("following_made", None):
         st.code(made["webhook_secret"], language=None)
 
 summary = archive()
-new_watch_form([o["name"] for o in (summary or {}).get("outlets") or [] if o.get("name")])
 try:
     listed = client().watches()
 except ApiError as exc:
     st.error(escape_markdown(str(exc)))
     listed = {"watches": [], "unread": 0}
 watches = listed.get("watches") or []
+# Open while there is nothing else to do here; afterwards the answers come first.
+new_watch_form([o["name"] for o in (summary or {}).get("outlets") or [] if o.get("name")], not watches)
 if watches:
     st.caption(f"{count(len(watches), 'saved question')}, {count(int(listed.get('unread') or 0), 'unread answer')}")
 else:
