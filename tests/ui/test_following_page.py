@@ -117,7 +117,7 @@ def test_an_answering_article_shows_as_unread_then_read_when_opened_and_a_watch_
     assert "New commander for the Qaratapa" in card.value
     assert any("**Qaratapa**" in t for t in shown)  # the card's snippet, the question's words in bold
 
-    # Still marked new in this session after being read; nothing is marked read twice.
+    # Still marked new for the rest of the session, though read.
     app.run()
     assert any(t.endswith(":red-badge[New]") for t in texts(app))
 
