@@ -151,16 +151,71 @@ class BylineClient:
     def add_articles(self, records: Sequence[JSONDict]) -> JSONDict:
         return self._json("POST", "/articles", json={"articles": list(records)})
 
+    # -- saved questions (scoped to the API key) ----------------------------------------------------
+
+    def watches(self) -> JSONDict:
+        """``{watches, unread}``: the caller's saved questions, newest first, and their unread events in all."""
+        return self._json("GET", "/watches")
+
+    def create_watch(
+        self, question: str, *, filters: Filters | None = None, webhook_url: str | None = None
+    ) -> JSONDict:
+        """The new watch; with ``webhook_url`` it carries ``webhook_secret``, which no later reply repeats."""
+        body: JSONDict = {"question": question}
+        if filters and (wire := filters.to_json()):
+            body["filters"] = wire
+        if webhook_url and webhook_url.strip():
+            body["webhook_url"] = webhook_url.strip()
+        return self._json("POST", "/watches", json=body)
+
+    def delete_watch(self, watch_id: str) -> None:
+        self._send("DELETE", f"/watches/{_path_part(watch_id)}")
+
+    def watch_events(self, watch_id: str, limit: int = 20, offset: int = 0, unread: bool = False) -> list[JSONDict]:
+        """The articles that answered the watch, newest first, each with its answer."""
+        params: dict[str, str | int] = {"limit": limit, "offset": offset}
+        if unread:
+            params["unread"] = "true"
+        path = f"/watches/{_path_part(watch_id)}/events"
+        return list(self._json("GET", path, params=params).get("events", []))
+
+    def mark_read(self, watch_id: str) -> None:
+        self._send("POST", f"/watches/{_path_part(watch_id)}/read")
+
+    # -- followed sources --------------------------------------------------------------------------
+
+    def feeds(self) -> list[JSONDict]:
+        """Every followed source with its health."""
+        return list(self._json("GET", "/feeds").get("feeds", []))
+
+    def follow(self, url: str, title: str | None = None, interval_s: float | None = None) -> JSONDict:
+        """Follow a feed or news sitemap (an admin key where keys are set)."""
+        body: JSONDict = {"url": url.strip()}
+        if title and title.strip():
+            body["title"] = title.strip()
+        if interval_s is not None:
+            body["interval_s"] = interval_s
+        return self._json("POST", "/feeds", json=body)
+
+    def unfollow(self, feed_id: str) -> None:
+        """Stop following a source; the articles it brought stay."""
+        self._send("DELETE", f"/feeds/{_path_part(feed_id)}")
+
     # -- plumbing ----------------------------------------------------------------------------------
 
     def _url(self, path: str) -> str:
         return f"{self._base_url}{path}"
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> JSONDict:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The response of a request that succeeded; a failure raises ApiError with the server's message."""
         with self._guard():
             response = httpx.request(method, self._url(path), headers=self._headers, timeout=self._timeout, **kwargs)
         if response.status_code >= 400:
             raise ApiError(problem_message(response), response.status_code)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> JSONDict:
+        response = self._send(method, path, **kwargs)
         try:
             body = response.json()
         except ValueError:

@@ -1,4 +1,5 @@
-"""What both pages share: the API connection (sidebar settings), the archive summary, full article text."""
+"""What the pages share: the API connection (sidebar settings), the archive summary, full article text, and
+how an answer's short answer and source cards are drawn (the chat's answers and the Following page's events)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,20 @@ from typing import Any
 import streamlit as st
 
 from ui.client import ApiError, BylineClient
-from ui.render import archive_line, escape_markdown, escape_paragraphs, title_link
+from ui.render import (
+    also_in_line,
+    archive_line,
+    card_heading,
+    day,
+    escape_markdown,
+    escape_paragraphs,
+    highlight,
+    not_sure_note,
+    short_answer_facts,
+    short_answer_heading,
+    short_answer_outlets,
+    title_link,
+)
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 
@@ -92,6 +106,20 @@ def forget_archive() -> None:
     _article.clear()
 
 
+def unread_answers() -> int:
+    """Unread events over the caller's saved questions, for the navigation's badge; 0 when the server does not
+    say (a page shows why when it asks for itself). Not cached: a reload must show what arrived meanwhile."""
+    init_connection()
+    try:
+        return int(
+            BylineClient(st.session_state["api_url"], st.session_state["api_key"] or None, timeout=5).watches()[
+                "unread"
+            ]
+        )
+    except (ApiError, KeyError, TypeError, ValueError):
+        return 0
+
+
 def show_archive_summary(summary: dict[str, Any] | None) -> None:
     if summary is not None:
         st.caption(archive_line(summary))
@@ -110,3 +138,29 @@ def show_article(article_id: str) -> None:
     if copies:
         st.caption("Copies also carried by: " + ", ".join(escape_markdown(s) for s in copies))
     st.markdown(escape_paragraphs(article.get("text") or ""))
+
+
+def show_card(citation: dict[str, Any], anchor: str, terms: frozenset[str], key: str) -> None:
+    with st.container(border=True):
+        # A subheader is the one element whose id we choose, so the [n] link can jump to it.
+        st.subheader(card_heading(citation), anchor=anchor)
+        outlet = escape_markdown(citation.get("source") or "unknown outlet")
+        st.caption(f"{outlet} · {escape_markdown(day(citation.get('published_at')))}")
+        if also := also_in_line(citation):
+            st.caption(also)
+        if citation.get("snippet"):
+            st.markdown(highlight(citation["snippet"], terms))
+        if st.toggle("Full article", key=f"full-{key}") and citation.get("article_id"):
+            show_article(citation["article_id"])
+
+
+def show_short_answer(short: dict[str, Any], anchors: dict[int, str]) -> None:
+    """The answer in a few words above the text, large; a guess below the server's threshold (``sure``
+    false) is a note saying so instead."""
+    if short.get("sure") is not True:
+        st.warning(not_sure_note(short, anchors), icon=":material/help:")
+        return
+    # No anchor: the heading is not a place to link to, and Streamlit would add a link icon to it.
+    st.subheader(short_answer_heading(short, anchors), anchor=False)
+    outlets = ", ".join(short_answer_outlets(short))
+    st.caption(short_answer_facts(short), help=escape_markdown(outlets) if outlets else None)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from pydantic import SecretStr
 from streamlit.testing.v1 import AppTest
 
 from backend.embedding import SentenceTransformerEmbedder
-from backend.services import Services, build_services
-from backend.settings import ApiSettings, Settings
+from backend.services import Services, build_services, start_watching
+from backend.settings import ApiSettings, FollowSettings, Settings
+from byline.server import follow_tasks
 from ingest.pipeline import Ingestor
 from ingest.writer import with_writer
 from tests.backend.api.short_answers import ShortAnswerer, answering_with
@@ -64,6 +66,39 @@ def writable_services(
         admin_keys=SecretStr(admin_keys),
     )
     return with_writer(build_services(config, embedder))
+
+
+def live_services(data_dir: Path, embedder: SentenceTransformerEmbedder, *, admin_keys: str = "") -> Services:
+    """A server's services that check saved questions against every stored article and may follow loopback
+    sources (the test sites), polled at once and as often as a test needs."""
+    config = Settings(
+        data_dir=data_dir,
+        api=ApiSettings(rate_per_minute=0),
+        admin_keys=SecretStr(admin_keys),
+        follow=FollowSettings(allow_networks="127.0.0.0/8", host_interval_s=0, min_interval_s=0, timeout_s=5),
+    )
+    services = start_watching(build_services(config, embedder))
+    assert services.watching is not None
+    return with_writer(services, on_stored=services.watching.runner.notify)
+
+
+@pytest.fixture
+def live_api(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[tuple[str, Services]]:
+    """A writable server over an empty archive that checks saved questions and polls followed sources."""
+    services = live_services(tmp_path / "data", embedder)
+    try:
+        with ServerThread(services, tasks=follow_tasks(services)) as server:
+            yield server.url, services
+    finally:
+        services.close()
+
+
+def wait_for(what: str, done: Callable[[], bool], limit_s: float = 90.0) -> None:
+    """Poll ``done`` until it holds; fail naming ``what`` after ``limit_s``."""
+    deadline = time.monotonic() + limit_s
+    while not done():
+        assert time.monotonic() < deadline, f"{what} did not happen within {limit_s:.0f} s"
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")

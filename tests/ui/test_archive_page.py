@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -10,7 +11,10 @@ from streamlit.testing.v1 import AppTest
 from backend.services import Services
 from ingest.loaders import FORMATS, suffixes
 from tests.conftest import DEMO, ServerThread
-from tests.ui.conftest import HOSTILE_ID, UNESCAPED, open_app, texts
+from tests.follow.servers import RSS, Item, Site, rss
+from tests.ui.conftest import HOSTILE_ID, UNESCAPED, open_app, texts, wait_for
+from tests.ui.test_client import STORY
+from ui.client import BylineClient
 from ui.render import escape_markdown
 
 pytestmark = pytest.mark.integration
@@ -111,3 +115,60 @@ def test_a_read_only_server_leaves_the_picker_open_and_says_why(
     assert not app.file_uploader(key="upload_files").proto.type  # any file; the server reports what it refuses
     said = [c for c in _texts(app, "caption") if c.startswith("The server did not say which files it reads")]
     assert said and "started read\\-only" in said[0]
+
+
+def test_sources_are_followed_with_their_health_refused_readably_and_unfollowed(
+    monkeypatch: pytest.MonkeyPatch, live_api: tuple[str, Services]
+) -> None:
+    url, _ = live_api
+    app = _archive_page(monkeypatch, url)
+    assert "No followed sources yet." in _texts(app, "caption")
+    with Site() as site:
+        content = "".join(f"<p>{p}</p>" for p in STORY)
+        site.route(
+            "/feed.xml", rss([Item("Berth 1 works", site.url("/news/1"), "g1", content=content)]), content_type=RSS
+        )
+        app.text_input(key="feed_url").set_value(site.url("/feed.xml"))
+        app.text_input(key="feed_title").set_value("Harbor Post")
+        app.number_input(key="feed_interval").set_value(600)
+        app.button(key="feed_follow").click().run()
+        assert not app.exception and not app.error
+        assert app.success[0].value.startswith("Following http\u2060\\://127\\.0\\.0\\.1\\:")
+        assert app.text_input(key="feed_url").value == ""
+        wait_for("the first poll", lambda: BylineClient(url).feeds()[0]["health"]["status"] == "ok")
+        app.button(key="feeds_refresh").click().run()
+    [row] = app.dataframe[0].value.to_dict("records")
+    assert (row["Source"], row["Address"], row["Kind"], row["Status"]) == (
+        "Harbor Post",
+        site.url("/feed.xml"),
+        "rss",
+        "ok (HTTP 200)",
+    )
+    assert (row["New"], row["Total"], row["Failures"], row["Every"], row["Last error"]) == (1, 1, 0, "10 min", "")
+    assert "1 source" in _texts(app, "caption")
+
+    # Refusals read as the API's message: followed already, and a private address (SSRF).
+    app.text_input(key="feed_url").set_value(site.url("/feed.xml"))
+    app.button(key="feed_follow").click().run()
+    assert "is followed already" in app.error[0].value
+    app.text_input(key="feed_url").set_value("http://10.1.2.3/feed.xml")
+    app.button(key="feed_follow").click().run()
+    assert not app.exception
+    said = re.sub(r"\\(.)", r"\1", app.error[0].value)
+    assert said.startswith("The server refused the request (422): 10.1.2.3 resolves to") and "a private" in said
+    assert len(app.dataframe[0].value) == 1
+
+    app.button(key="feed_unfollow").click().run()
+    assert not app.exception and not app.dataframe
+    assert "No followed sources yet." in _texts(app, "caption")
+    assert BylineClient(url).feeds() == []
+
+
+def test_following_a_source_without_an_admin_key_is_refused_readably(
+    monkeypatch: pytest.MonkeyPatch, keyed_api: str
+) -> None:
+    app = _archive_page(monkeypatch, keyed_api, api_key="reader-key")
+    app.text_input(key="feed_url").set_value("https://news.example/rss.xml")
+    app.button(key="feed_follow").click().run()
+    assert not app.exception
+    assert "not allowed" in app.error[0].value and "admin key" in app.error[0].value

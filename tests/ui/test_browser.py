@@ -2,12 +2,14 @@
 
 Uses Debian's /usr/bin/chromium (`make test` installs it); Playwright's own browser download is never
 used. Every request the page makes is recorded, and any that would leave loopback is aborted and fails
-the test. Set BYLINE_SCREENSHOT=docs/chat.png to refresh the README's screenshot.
+the test. Set BYLINE_SCREENSHOT=docs/chat.png to refresh the README's screenshot, docs/following.png the
+Following page's (both, separated by a comma).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -19,11 +21,15 @@ from urllib.parse import urlsplit
 import pytest
 
 from backend.services import Services
+from tests.backend.answering.test_watch import COMMANDER
 from tests.conftest import QARATAPA_QUESTION, ROOT, free_port, running
-from tests.ui.conftest import HOSTILE_IMAGE, HOSTILE_QUESTION, HOSTILE_TAG
+from tests.ui.conftest import HOSTILE, HOSTILE_IMAGE, HOSTILE_QUESTION, HOSTILE_TAG, wait_for
+from ui.client import BylineClient
 
 CHROMIUM = Path("/usr/bin/chromium")
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
+# A watch's badge: its icon's ligature, then the count.
+UNREAD = re.compile(r"^\W*(mark_email_unread)?\W*1 unread$")
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 if not CHROMIUM.exists():
@@ -146,6 +152,16 @@ def _scroll_to_top(page: Any, element: Any) -> None:
     raise AssertionError("the chat would not stay scrolled to the top")
 
 
+def _screenshot(page: Any, tmp_path: Path, name: str) -> None:
+    """A screenshot of the page, copied over docs/``name`` when BYLINE_SCREENSHOT names that file."""
+    shot = tmp_path / name
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    for target in os.environ.get("BYLINE_SCREENSHOT", "").split(","):
+        if target.strip() and Path(target.strip()).name == name:
+            shutil.copyfile(shot, ROOT / target.strip())
+
+
 def _ask(page: Any, question: str) -> None:
     box = page.get_by_placeholder("Ask a question about the news")
     box.fill(question)
@@ -196,11 +212,7 @@ def test_ask_read_the_source_and_give_feedback(
     expect(tab.get_by_test_id("stSidebar")).to_contain_text("Who commands the Qaratapa-Hamrin sector? · 1 turn")
 
     _scroll_to_top(tab, card)
-    shot = tmp_path / "chat.png"
-    tab.screenshot(path=str(shot))
-    assert shot.stat().st_size > 10_000
-    if target := os.environ.get("BYLINE_SCREENSHOT"):
-        shutil.copyfile(shot, ROOT / target)
+    _screenshot(tab, tmp_path, "chat.png")
     assert any(u.endswith("/_stcore/stream") for u in traffic.urls)
 
 
@@ -245,3 +257,50 @@ def test_the_short_answer_is_shown_large_above_the_answer(short_page: tuple[Any,
     heading.locator('a[href="#source-1-2"]').click()
     assert tab.evaluate("location.hash") == "#source-1-2"
     expect(answer.locator("#source-1-2")).to_be_in_viewport()
+
+
+def test_the_following_page_shows_new_answers_with_badges_and_hostile_text_as_text(
+    browser: Any, live_api: tuple[str, Services], tmp_path: Path
+) -> None:
+    api_url, _ = live_api
+    api = BylineClient(api_url)
+    hostile = api.create_watch(HOSTILE_QUESTION)
+    with _streamlit(api_url, tmp_path / "streamlit.log") as ui, _page(browser, f"{ui}/following") as (tab, _):
+        nav = tab.get_by_test_id("stSidebarNav")
+        expect(tab.get_by_text("Who chairs the Pemba clove growers cooperative?")).to_be_visible(timeout=60_000)
+        tab.get_by_text("Follow a new question").click()
+        tab.get_by_label("Question").fill(QARATAPA_QUESTION)
+        tab.get_by_role("button", name="Follow this question").click()
+        expect(tab.get_by_text(f"Following: {QARATAPA_QUESTION}")).to_be_visible(timeout=30_000)
+        expect(tab.get_by_text("2 saved questions, 0 unread answers")).to_be_visible()
+        expect(nav.get_by_text("Following", exact=True)).to_be_visible()
+
+        api.add_articles([COMMANDER, HOSTILE])
+        wait_for("two events", lambda: api.watches()["unread"] == 2)
+        tab.reload()
+        expect(nav.get_by_text("Following (2)", exact=True)).to_be_visible(timeout=60_000)
+        expect(tab.get_by_text("2 saved questions, 2 unread answers")).to_be_visible()
+        expect(tab.get_by_text(UNREAD)).to_have_count(2)
+
+        # The newest watch first: opening its answers shows the short answer and its citation, and reads it.
+        tab.get_by_text("Show answers").first.click()
+        expect(tab.get_by_role("heading", name=re.compile(r"Aram Dizayi.*\[\d\]"))).to_be_visible(timeout=60_000)
+        card = tab.locator("[id^=event-]").filter(has_text="New commander for the Qaratapa-Hamrin sector").first
+        expect(card).to_be_visible()
+        link = tab.locator(f'a[href="{COMMANDER["url"]}"]')
+        expect(link.first).to_be_visible()
+        expect(nav.get_by_text("Following (1)", exact=True)).to_be_visible(timeout=30_000)
+        expect(tab.get_by_text(UNREAD)).to_have_count(1)
+        assert api.watch_events(hostile["id"], unread=True)
+        _screenshot(tab, tmp_path, "following.png")
+
+        tab.get_by_text("Show answers").nth(1).click()
+        expect(nav.get_by_text("Following", exact=True)).to_be_visible(timeout=60_000)
+        expect(tab.get_by_text("Exporters expect prices").or_(tab.get_by_text("Salim Juma")).first).to_be_visible()
+        tab.wait_for_timeout(500)  # any image the page would load has been asked for by now
+        text = tab.get_by_test_id("stMain").inner_text().replace("\u2060", "")
+        assert text.count(HOSTILE_TAG) >= 3 and text.count(HOSTILE_IMAGE) >= 3
+        assert tab.locator('img[src="x"], img[src*="remote.example"]').count() == 0
+        assert tab.locator('a[href*="remote.example"], a[href^="javascript"]').count() == 0
+        assert tab.title() != "pwned"
+        assert api.watches()["unread"] == 0

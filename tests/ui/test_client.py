@@ -7,7 +7,11 @@ from datetime import date
 import httpx
 import pytest
 
+from backend.services import Services
+from tests.backend.answering.test_watch import COMMANDER
 from tests.conftest import QARATAPA_ID, QARATAPA_QUESTION, free_port
+from tests.follow.servers import RSS, Item, Site, rss
+from tests.ui.conftest import wait_for
 from ui.client import ApiError, BylineClient, Event, Filters, _server_sent_events, problem_message
 
 
@@ -86,3 +90,67 @@ def test_ids_with_slashes_stay_inside_the_article_route(ui_api: str) -> None:
     with pytest.raises(ApiError, match="Not found") as raised:
         BylineClient(ui_api).article("../sessions?x=1")
     assert raised.value.status == 404
+
+
+# Long enough for the poller's text extraction to take it for an article.
+STORY = (
+    "The harbour authority said on Tuesday that work on berth 1 would finish before the summer, after inspectors"
+    " found the old quay wall sound enough to keep.",
+    "Engineers told reporters that the project had cost less than planned, since the cranes were rented from a"
+    " neighbouring port for the months the work needed them.",
+)
+
+
+@pytest.mark.integration
+def test_saved_questions_are_made_listed_answered_read_and_deleted(live_api: tuple[str, Services]) -> None:
+    url, _ = live_api
+    api = BylineClient(url)
+    watch = api.create_watch(QARATAPA_QUESTION)
+    assert watch["question"] == QARATAPA_QUESTION and watch["unread"] == 0 and watch["webhook_secret"] is None
+    narrow = api.create_watch(
+        QARATAPA_QUESTION, filters=Filters(sources=("Harbor Post",), published_after=date(2024, 1, 1))
+    )
+    assert narrow["filters"] == {"sources": ["Harbor Post"], "published_after": "2024-01-01", "published_before": None}
+    with pytest.raises(ApiError, match=r"refused the request \(422\): .*private") as refused:
+        api.create_watch("Anything?", webhook_url="http://10.1.2.3/hook")
+    assert refused.value.status == 422
+    assert [w["id"] for w in api.watches()["watches"]] == [narrow["id"], watch["id"]]
+
+    api.add_articles([COMMANDER])
+    wait_for("the event", lambda: api.watches()["unread"] == 1)
+    [event] = api.watch_events(watch["id"], unread=True)
+    assert event["article"]["id"] == COMMANDER["id"] and not event["read"]
+    assert "Aram Dizayi" in event["answer"]["short_answer"]["text"]
+    api.mark_read(watch["id"])
+    assert api.watch_events(watch["id"], unread=True) == [] and api.watches()["unread"] == 0
+    assert api.watch_events(watch["id"])[0]["read"] is True
+
+    api.delete_watch(watch["id"])
+    assert [w["id"] for w in api.watches()["watches"]] == [narrow["id"]]
+    with pytest.raises(ApiError, match="Not found") as missing:
+        api.watch_events(watch["id"])
+    assert missing.value.status == 404
+
+
+@pytest.mark.integration
+def test_sources_are_followed_with_their_health_and_refusals_read_as_the_api_says(
+    live_api: tuple[str, Services],
+) -> None:
+    url, _ = live_api
+    api = BylineClient(url)
+    with Site() as site:
+        items = [Item("Berth 1 works", site.url("/news/1"), "g1", content="".join(f"<p>{p}</p>" for p in STORY))]
+        site.route("/feed.xml", rss(items), content_type=RSS)
+        added = api.follow(site.url("/feed.xml"), title="Harbor Post", interval_s=600)
+        assert added["title"] == "Harbor Post" and added["interval_s"] == 600 and added["health"]["status"] == "pending"
+        wait_for("the first poll", lambda: api.feeds()[0]["health"]["status"] != "pending")
+        [feed] = api.feeds()
+        assert feed["kind"] == "rss" and feed["health"]["status"] == "ok" and feed["health"]["new_articles"] == 1
+        with pytest.raises(ApiError, match="followed already"):
+            api.follow(site.url("/feed.xml"))
+    with pytest.raises(ApiError, match=r"\(422\): .*private"):
+        api.follow("http://10.1.2.3/feed.xml")
+    api.unfollow(feed["id"])
+    assert api.feeds() == []
+    with pytest.raises(ApiError, match="Not found"):
+        api.unfollow(feed["id"])

@@ -14,23 +14,8 @@ from typing import Any
 import streamlit as st
 
 from ui.client import ApiError, Filters
-from ui.common import archive, client, connection_settings, show_archive_summary, show_article
-from ui.render import (
-    also_in_line,
-    card_anchor,
-    card_heading,
-    count,
-    day,
-    escape_markdown,
-    highlight,
-    link_markers,
-    not_sure_note,
-    query_terms,
-    reading_line,
-    short_answer_facts,
-    short_answer_heading,
-    short_answer_outlets,
-)
+from ui.common import archive, client, connection_settings, show_archive_summary, show_card, show_short_answer
+from ui.render import card_anchor, count, day, escape_markdown, link_markers, query_terms, reading_line
 
 Message = dict[str, Any]
 state = st.session_state
@@ -69,32 +54,6 @@ def send_feedback(session_id: str, turn: int, key: str) -> None:
         state.feedback_notes[key] = ("error", f"Feedback not recorded: {exc}")
     else:
         state.feedback_notes[key] = ("ok", "Thanks, your feedback was recorded.")
-
-
-def show_card(citation: dict[str, Any], anchor: str, terms: frozenset[str], key: str) -> None:
-    with st.container(border=True):
-        # A subheader is the one element whose id we choose, so the [n] link can jump to it.
-        st.subheader(card_heading(citation), anchor=anchor)
-        outlet = escape_markdown(citation.get("source") or "unknown outlet")
-        st.caption(f"{outlet} · {escape_markdown(day(citation.get('published_at')))}")
-        if also := also_in_line(citation):
-            st.caption(also)
-        if citation.get("snippet"):
-            st.markdown(highlight(citation["snippet"], terms))
-        if st.toggle("Full article", key=f"full-{key}") and citation.get("article_id"):
-            show_article(citation["article_id"])
-
-
-def show_short_answer(short: dict[str, Any], anchors: dict[int, str]) -> None:
-    """The answer in a few words above the text, large; a guess below the server's threshold (``sure``
-    false) is a note saying so instead."""
-    if short.get("sure") is not True:
-        st.warning(not_sure_note(short, anchors), icon=":material/help:")
-        return
-    # No anchor: the heading is not a place to link to, and Streamlit would add a link icon to it.
-    st.subheader(short_answer_heading(short, anchors), anchor=False)
-    outlets = ", ".join(short_answer_outlets(short))
-    st.caption(short_answer_facts(short), help=escape_markdown(outlets) if outlets else None)
 
 
 def show_answer(message: Message, position: int) -> None:
