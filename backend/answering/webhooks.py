@@ -10,7 +10,8 @@ Each delivery is one POST of the event as JSON (``backend.store.watches.event_pa
 A 2xx answer delivers it; anything else, a timeout or a refused address is a failure, tried again after
 ``watches.webhook_backoff_s``, doubled each time, up to ``watches.webhook_attempts`` tries. Redirects are not
 followed. The URL is checked against the SSRF rule (``backend.core.net``) when the watch is made and again
-before every attempt, since what a name resolves to can change.
+before every attempt, since what a name resolves to can change, and the delivery connects to the addresses
+that check approved and no others (``backend.core.pinned``).
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from backend.core.net import Network, Refused, check_url
+from backend.core.pinned import PinnedBackend, PinnedTransport
 from backend.core.types import Delivery
 from backend.settings import WatchSettings
 from backend.store.watches import WatchStore, event_payload
@@ -64,10 +68,13 @@ class WebhookSender:
         self._watches = watches
         self._settings = settings
         self._allowed = tuple(allowed)
+        # Connections go only to the addresses the SSRF check approved for the delivery (``backend.core.pinned``).
+        self._backend = PinnedBackend()
         self._client = httpx.Client(
             timeout=settings.webhook_timeout_s,
             follow_redirects=False,
-            transport=transport,
+            transport=transport or PinnedTransport(self._backend),
+            trust_env=False,  # no proxy from the environment: it would connect where the check did not look
             headers={"User-Agent": "Byline-Webhooks/1"},
         )
         self._wake = threading.Event()
@@ -98,12 +105,14 @@ class WebhookSender:
             SIGNATURE_HEADER: sign(delivery.secret, timestamp, body),
         }
         try:
-            check_url(delivery.url, self._allowed)
-            response = self._client.post(delivery.url, content=body, headers=headers)
+            addresses = check_url(delivery.url, self._allowed)
+            deadline = time.monotonic() + self._settings.webhook_timeout_s
+            with self._backend.hop((urlsplit(delivery.url).hostname or "").lower(), addresses, deadline):
+                response = self._client.post(delivery.url, content=body, headers=headers)
             error = None if response.is_success else f"HTTP {response.status_code}"
         except Refused as exc:
             error = f"refused: {exc}"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if error is None:
             self._watches.delivered(event.id)

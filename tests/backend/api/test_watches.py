@@ -180,3 +180,45 @@ def test_a_webhook_byline_must_not_reach_is_refused(watching: Services, url: str
         assert why in refused.json()["detail"]
         assert a.get("/watches").json()["watches"] == []
         assert httpx.get(f"{server.url}/watches", timeout=10).status_code == 401  # keys are asked for
+
+
+def test_a_webhook_connects_only_to_the_address_its_check_approved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the webhook's host resolves to loopback (allowed here) when checked, and to a private
+    address for any later lookup; the delivery reaches the checked address, and only one lookup is made."""
+    import socket
+    from datetime import UTC, datetime
+
+    from backend.answering.webhooks import WebhookSender
+    from backend.core.net import parse_networks
+    from backend.core.types import EventArticle, ShortAnswer
+    from backend.store.watches import WatchStore
+
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "hooks.test":
+            return real(host, port, *args, **kwargs)
+        lookups.append(host)
+        address = "127.0.0.1" if len(lookups) == 1 else "10.66.66.66"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    store = WatchStore(tmp_path / "watches.sqlite3")
+    with Receiver() as receiver:
+        url = receiver.url.replace("127.0.0.1", "hooks.test")
+        watch = store.create("", QARATAPA_QUESTION, webhook_url=url)
+        assert watch.webhook_secret is not None
+        receiver.secret = watch.webhook_secret
+        article = EventArticle("a-1", "New commander", None, "Northern Dispatch", datetime(2024, 5, 7, tzinfo=UTC))
+        assert store.record(watch, article, "Aram Dizayi [1].", (), ShortAnswer("Aram Dizayi", 1, 0.9)) is not None
+        sender = WebhookSender(store, WatchSettings(webhook_timeout_s=5), parse_networks("127.0.0.0/8"))
+        try:
+            assert sender.deliver_due() == 1
+        finally:
+            sender.stop()
+    assert lookups == ["hooks.test"]
+    ((headers, _, verified),) = receiver.got
+    assert verified and headers["Host"] == url.split("/")[2]
