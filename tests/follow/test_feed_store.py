@@ -32,13 +32,14 @@ def test_health_and_validators_follow_each_poll_and_survive_reopening(tmp_path: 
     source = feeds.add("https://news.example/rss")
     feeds.record(source, Polled("ok", 200, new=3, kind="rss", title="Feed title", ttl_s=1800, etag='"v1"'), 1e12)
     after = FeedStore(path).get(source.id)
-    assert (after.last_status, after.kind, after.title, after.ttl_s, after.etag) == (
+    assert (after.last_status, after.kind, after.feed_title, after.ttl_s, after.etag) == (
         "ok",
         "rss",
         "Feed title",
         1800,
         '"v1"',
     )
+    assert after.title is None  # the outlet's name is only what the source was given
     assert (after.last_new, after.total_new, after.next_at) == (3, 3, 1e12)
     assert feeds.due() == []
 
