@@ -119,7 +119,8 @@ class SessionStore:
             where=sessions.c.owner == started.excluded.owner,
         )
         with self._lock, self._db.begin() as db:
-            if not db.execute(touched).rowcount:  # another key's conversation (taken since check())
+            # RETURNING, not rowcount: an INSERT's rowcount is not reported on every driver (psycopg's is -1).
+            if db.execute(touched.returning(sessions.c.id)).first() is None:  # another key's (taken since check())
                 raise _missing(session_id)
             position = db.execute(
                 sa.select(sa.func.coalesce(sa.func.max(turns.c.position), -1) + 1).where(

@@ -321,7 +321,7 @@ class WatchStore:
         )
         try:
             with self._lock, self._db.begin() as db:
-                if not db.execute(row.on_conflict_do_nothing()).rowcount:
+                if db.execute(row.on_conflict_do_nothing().returning(events.c.id)).first() is None:  # not rowcount
                     return None
                 if watch.webhook_url:
                     db.execute(sa.insert(deliveries).values(event_id=event.id, next_attempt_at=self._clock()))
