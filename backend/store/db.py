@@ -13,7 +13,9 @@ store's tables and version while PostgreSQL holds them all.
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -42,6 +44,7 @@ _MIGRATION_LOCK = 0x42594C494E45
 # A PostgreSQL that does not answer must fail a request within seconds (503), not hang it.
 _CONNECT_TIMEOUT_S = 5
 _SQLITE_TIMEOUT_S = 30.0
+_WAL_ATTEMPTS = 200  # 10 s
 
 _shared: dict[str, Database] = {}
 _shared_lock = threading.Lock()
@@ -91,9 +94,7 @@ class Database:
                 if head.revision in MigrationContext.configure(connection).get_current_heads():
                     return
                 if not self.shared:
-                    # WAL is a property of the file, set once, and never inside a transaction.
-                    connection.exec_driver_sql("PRAGMA journal_mode=WAL")
-                    connection.commit()
+                    _wal(connection)
             with self.engine.connect() as connection:
                 if self.shared:
                     connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
@@ -147,6 +148,23 @@ def opened(where: Path | Database, branch: Branch) -> Database:
     database = sqlite_database(where) if isinstance(where, Path) else where
     database.migrate(branch)
     return database
+
+
+def _wal(connection: Connection) -> None:
+    """WAL is a property of the file, set once, never inside a transaction. Setting it needs the file to
+    itself: a process that meets another one's migration in the middle is refused at once (SQLite's deadlock
+    rule, no busy wait), so it tries again a little later."""
+    for attempt in itertools.count():
+        try:
+            if connection.exec_driver_sql("PRAGMA journal_mode").scalar() != "wal":
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+            connection.commit()
+            return
+        except exc.OperationalError as error:
+            connection.rollback()
+            if "locked" not in str(error.orig) or attempt >= _WAL_ATTEMPTS:
+                raise
+            time.sleep(0.05)
 
 
 def _sqlite_foreign_keys(dbapi_connection: object, _record: object) -> None:
