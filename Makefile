@@ -10,7 +10,7 @@ UI_PORT ?= 8501
 export HF_HUB_OFFLINE := 1
 export BYLINE_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: install run serve ui test lint fmt typecheck bench eval clean browser soak docs demo-live
+.PHONY: install run serve ui test lint fmt typecheck bench eval clean browser postgres soak docs demo-live
 
 # torch goes in first, pinned to the CPU build; an unpinned one would pull a multi-GB CUDA build.
 $(BIN)/python:
@@ -64,7 +64,7 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-test: lint typecheck browser
+test: lint typecheck browser postgres
 	$(BIN)/pytest
 
 # The chat's browser tests drive Debian's Chromium through Playwright (never a browser download of
@@ -73,6 +73,15 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
 		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver) || \
 		echo "chromium could not be installed; the browser tests will be skipped"
+
+# The shared stores' tests start Debian's PostgreSQL server themselves (tests/postgres.py: a cluster in a
+# temporary directory on a loopback port, run as the postgres user under root). Where apt-get is missing or
+# fails, those tests skip, saying why.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		! command -v apt-get >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) || \
+		echo "postgresql could not be installed; the PostgreSQL tests will be skipped"
 
 # The long reliability runs (tests/reliability, marker `soak`): kill -9 five times during a 1,000-article ingest
 # of ../shared/data, 16 clients for 60 s under a live ingest, 50 broken files among 1,000, the API server killed

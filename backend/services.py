@@ -44,6 +44,7 @@ from backend.retrieval.rerank import CheapReranker, CrossEncoderReranker, Rerank
 from backend.settings import RetrievalSettings, Settings
 from backend.store.articles import ArticleRegistry
 from backend.store.chroma import ChromaStore, open_client
+from backend.store.db import database_for
 from backend.store.feeds import FeedStore
 from backend.store.lexical import LexicalIndex
 from backend.store.watches import WatchStore
@@ -197,7 +198,8 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
     lexical.ensure_current(store.iter_chunks)
     registry = build_registry(settings)
     reader = QueryReader(registry.outlets)
-    sessions = SessionStore(settings.sessions_db, settings.sessions.max_age_days)
+    # The small stores' tables are made or upgraded here, on start (backend/store/db.py).
+    sessions = SessionStore(database_for(settings, settings.sessions_db), settings.sessions.max_age_days)
     pools = Pools.start()
     retriever = build_retriever(settings.retrieval.retriever, settings, asking, store, lexical, registry, pools.lexical)
     # The provider is looked up in its registry (backend/answering/providers.py); "extractive" has no chat model.
@@ -224,10 +226,10 @@ def build_services(settings: Settings, embedder: Embedder | None = None) -> Serv
         retriever=retriever,
         answers=answers,
         sessions=sessions,
-        feedback=FeedbackStore(settings.sessions_db),
+        feedback=FeedbackStore(database_for(settings, settings.sessions_db)),
         pools=pools,
-        feeds=FeedStore(settings.feeds_db),
-        watches=WatchStore(settings.watches_db),
+        feeds=FeedStore(database_for(settings, settings.feeds_db)),
+        watches=WatchStore(database_for(settings, settings.watches_db)),
     )
 
 

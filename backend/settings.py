@@ -407,6 +407,13 @@ class Settings(BaseSettings):
         "saved questions and their events "
         "(`watches.sqlite3`).",
     )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="Unset: conversations, feedback, followed sources and saved questions stay in the SQLite files "
+        "above. `postgresql://user:password@host:5432/byline`: they live in that PostgreSQL database instead, "
+        "which many API replicas can share; their tables are made or upgraded when the server starts "
+        "(see [operations.md](operations.md#shared-state-on-postgresql)).",
+    )
     api_keys: SecretStr = Field(
         default=SecretStr(""),
         description="Comma-separated. When set, every route but `/health` and `/ready` needs one of them as "
@@ -429,6 +436,18 @@ class Settings(BaseSettings):
     sessions: SessionSettings = SessionSettings()
     follow: FollowSettings = FollowSettings()
     watches: WatchSettings = WatchSettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, value: SecretStr | None) -> SecretStr | None:
+        """PostgreSQL through psycopg 3, whichever way the URL names it; nothing else is a shared database."""
+        if value is None or not value.get_secret_value():
+            return None
+        scheme, sep, rest = value.get_secret_value().partition("://")
+        if not sep or scheme not in {"postgresql", "postgres", "postgresql+psycopg"}:
+            raise PydanticCustomError("database_url", "database_url must be a postgresql:// URL, got {scheme}://...",
+                                      {"scheme": scheme})  # fmt: skip
+        return SecretStr(f"postgresql+psycopg://{rest}")
 
     def api_key_list(self) -> list[str]:
         return _keys(self.api_keys)

@@ -39,13 +39,15 @@ def feedback_export(
 ) -> None:
     """Every thumbs up/down with its comment, question, answer and citations, oldest first (JSON Lines).
 
-    Reads SQLite only, so it is safe while the server runs."""
+    Only reads, so it is safe while the server runs."""
     import json
 
     from backend.answering.feedback import FeedbackStore
     from backend.settings import get_settings
+    from backend.store.db import database_for
 
-    rows = FeedbackStore(get_settings().sessions_db).export()
+    settings = get_settings()
+    rows = FeedbackStore(database_for(settings, settings.sessions_db)).export()
     lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     if out is None:
         sys.stdout.writelines(lines)
@@ -159,11 +161,12 @@ def ingest(
     """
     from backend.embedding import build_embedder
     from backend.services import build_store
+    from backend.store.db import database_for
     from backend.store.watches import WatchStore
 
     settings = _local_settings()
     embedder = build_embedder(settings.embedding)
-    watches = WatchStore(settings.watches_db) if settings.watches.enabled else None
+    watches = WatchStore(database_for(settings, settings.watches_db)) if settings.watches.enabled else None
     with _writing(settings.data_dir):
         if if_empty and (count := build_store(settings).count()) > 0:
             typer.echo(f"The archive in {settings.data_dir} already has {count} chunks; nothing to do.")
@@ -247,13 +250,14 @@ def feeds_add(
     """Follow a source; a running server (or `byline follow`) polls it within seconds."""
     from backend.core.net import canonical_url, check_url, parse_networks
     from backend.settings import get_settings
+    from backend.store.db import database_for
     from backend.store.feeds import FeedStore
 
     settings = get_settings()
     with exits():
         canonical = canonical_url(url)
         check_url(canonical, parse_networks(settings.follow.allow_networks))
-        source = FeedStore(settings.feeds_db).add(canonical, title, interval)
+        source = FeedStore(database_for(settings, settings.feeds_db)).add(canonical, title, interval)
     typer.echo(f"following {source.url} (source {source.id})")
 
 
@@ -261,10 +265,11 @@ def feeds_add(
 def feeds_list() -> None:
     """Every followed source with its health: last poll, status, new articles, last error."""
     from backend.settings import get_settings
+    from backend.store.db import database_for
     from backend.store.feeds import FeedStore, effective_interval_s
 
     settings = get_settings()
-    sources = FeedStore(settings.feeds_db).sources()
+    sources = FeedStore(database_for(settings, settings.feeds_db)).sources()
     if not sources:
         typer.echo("no sources followed; add one with `byline feeds add URL`", err=True)
         return
@@ -283,9 +288,11 @@ def feeds_list() -> None:
 def feeds_remove(ids: Annotated[list[str], typer.Argument(help="Source ids or URLs.")]) -> None:
     """Stop following sources; the articles they brought stay in the archive."""
     from backend.settings import get_settings
+    from backend.store.db import database_for
     from backend.store.feeds import FeedStore
 
-    feeds = FeedStore(get_settings().feeds_db)
+    settings = get_settings()
+    feeds = FeedStore(database_for(settings, settings.feeds_db))
     with exits():
         for id_or_url in ids:
             typer.echo(f"no longer following {feeds.remove(id_or_url).url}")

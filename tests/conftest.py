@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -31,6 +31,9 @@ from backend.services import Services, build_services
 from backend.settings import ApiSettings, EmbeddingSettings, Settings
 from byline.server import proxy_options
 from ingest.pipeline import Ingestor
+
+if TYPE_CHECKING:
+    from tests.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demo" / "articles.jsonl"
@@ -258,3 +261,28 @@ def registry_rows(path: Path) -> int:
             return int(db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
     except sqlite3.Error:
         return 0
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL on a loopback port for the session (tests/postgres.py); skipped, saying why, without one."""
+    from tests.postgres import PostgresServer, Unavailable
+
+    try:
+        server = PostgresServer()
+        server.start()
+    except Unavailable as why:
+        pytest.skip(f"no PostgreSQL: {why}")
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> Iterator[str]:
+    """A fresh database of its own for the test, as a ``BYLINE_DATABASE_URL``; its pooled connections closed after."""
+    from backend.store.db import dispose_shared
+
+    yield postgres.create_database()
+    dispose_shared()

@@ -9,31 +9,23 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
+
+import sqlalchemy as sa
 
 from backend.core.errors import NotFound
 from backend.core.protocols import ConversationStore
-from backend.store import sqlite
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    session_id TEXT NOT NULL,
-    turn INTEGER NOT NULL,
-    rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
-    comment TEXT NOT NULL,
-    question TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    citations TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-"""
+from backend.store.db import Database, opened
+from backend.store.schema import feedback
 
 Rating = Literal["up", "down"]
 
 
-class FeedbackStore(sqlite.SqliteStore):
-    schema = _SCHEMA
+class FeedbackStore:
+    def __init__(self, where: Path | Database) -> None:
+        """``where``: the conversations' SQLite file of the embedded default, or the shared database."""
+        self._db = opened(where, "sessions")
 
     def add(
         self,
@@ -50,23 +42,30 @@ class FeedbackStore(sqlite.SqliteStore):
             raise NotFound(f"conversation {session_id!r} has no turn {turn} (it has {len(turns)})")
         judged = turns[turn]
         citations = [{"n": c.n, "article_id": c.article_id, "title": c.title} for c in judged.citations]
-        with self._connect() as db:
-            cursor = db.execute(
-                "INSERT INTO feedback (session_id, turn, rating, comment, question, answer, citations, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (session_id, turn, rating, comment, judged.question, judged.answer, json.dumps(citations),
-                 datetime.now(UTC).isoformat()),
-            )  # fmt: skip
-            return int(cursor.lastrowid or 0)
+        row = sa.insert(feedback).values(
+            session_id=session_id,
+            turn=turn,
+            rating=rating,
+            comment=comment,
+            question=judged.question,
+            answer=judged.answer,
+            citations=json.dumps(citations),
+            created_at=datetime.now(UTC).isoformat(),
+        )
+        with self._db.begin() as db:
+            return int(db.execute(row.returning(feedback.c.id)).scalar_one())
 
     def export(self) -> Iterator[dict[str, object]]:
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT id, session_id, turn, rating, comment, question, answer, citations, created_at"
-                " FROM feedback ORDER BY id"
-            ).fetchall()
+        with self._db.begin() as db:
+            rows = db.execute(sa.select(*_EXPORTED).order_by(feedback.c.id)).all()
         for fid, session_id, turn, rating, comment, question, answer, citations, created_at in rows:
             yield {
                 "id": fid, "session_id": session_id, "turn": turn, "rating": rating, "comment": comment,
                 "question": question, "answer": answer, "citations": json.loads(citations), "created_at": created_at,
             }  # fmt: skip
+
+
+_EXPORTED = [
+    feedback.c[name]
+    for name in ("id", "session_id", "turn", "rating", "comment", "question", "answer", "citations", "created_at")
+]

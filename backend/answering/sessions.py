@@ -1,4 +1,5 @@
-"""Conversation turns in SQLite, so a follow-up works across requests and server restarts.
+"""Conversation turns in SQLite or PostgreSQL (``backend.store.db``), so a follow-up works across requests,
+server restarts and replicas.
 
 Each conversation belongs to the API key that started it (its digest; "" on a server without keys):
 another key can neither list, read, continue, delete nor rate it, and is told it does not exist.
@@ -12,51 +13,26 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from backend.core.dates import parse_datetime
 from backend.core.errors import NotFound
 from backend.core.types import Citation, Turn
 from backend.core.types import SessionSummary as SessionSummary
-from backend.store import sqlite
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    owner TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS turns (
-    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    question TEXT NOT NULL,
-    rewritten_query TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    citations TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (session_id, position)
-);
-CREATE INDEX IF NOT EXISTS sessions_updated ON sessions(updated_at);
-"""
-# After the upgrade below: a file written before owners has no owner column for the index yet.
-_OWNER_INDEX = "CREATE INDEX IF NOT EXISTS sessions_owner ON sessions(owner, updated_at)"
+from backend.store.db import Database, opened
+from backend.store.schema import sessions, turns
 
 
 def new_session_id() -> str:
     return uuid.uuid4().hex
 
 
-class SessionStore(sqlite.SqliteStore):
-    schema = _SCHEMA
-
-    def __init__(self, path: Path, max_age_days: float = 0.0) -> None:
-        super().__init__(path)
+class SessionStore:
+    def __init__(self, where: Path | Database, max_age_days: float = 0.0) -> None:
+        """``where``: the SQLite file of the embedded default, or the shared database."""
+        self._db = opened(where, "sessions")
         self._lock = threading.Lock()
         self._max_age_days = max_age_days
-        with self._connect() as db:
-            if "owner" not in {r[1] for r in db.execute("PRAGMA table_info(sessions)")}:
-                # Conversations kept before owners existed belong to no key: only a server without keys shows them.
-                db.execute("ALTER TABLE sessions ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
-            db.execute(_OWNER_INDEX)
         self.expire()
 
     def expire(self) -> int:
@@ -64,19 +40,33 @@ class SessionStore(sqlite.SqliteStore):
         if not self._max_age_days:
             return 0
         cutoff = (datetime.now(UTC) - timedelta(days=self._max_age_days)).isoformat()
-        with self._lock, self._connect() as db:
-            return db.execute("DELETE FROM sessions WHERE updated_at < ?", (cutoff,)).rowcount
+        with self._lock, self._db.begin() as db:
+            return db.execute(sa.delete(sessions).where(sessions.c.updated_at < cutoff)).rowcount
 
     def summaries(self, limit: int = 50, offset: int = 0, owner: str = "") -> list[SessionSummary]:
         """The owner's conversations, most recently active first."""
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT s.id, s.created_at, s.updated_at, COUNT(t.position),"
-                " (SELECT question FROM turns WHERE session_id = s.id ORDER BY position LIMIT 1)"
-                " FROM sessions s LEFT JOIN turns t ON t.session_id = s.id WHERE s.owner = ?"
-                " GROUP BY s.id ORDER BY s.updated_at DESC, s.id LIMIT ? OFFSET ?",
-                (owner, limit, offset),
-            ).fetchall()
+        earliest = turns.alias("earliest")
+        first = (
+            sa.select(earliest.c.question)
+            .where(earliest.c.session_id == sessions.c.id)
+            .order_by(earliest.c.position)
+            .limit(1)
+            .correlate(sessions)
+            .scalar_subquery()
+        )
+        query = (
+            sa.select(
+                sessions.c.id, sessions.c.created_at, sessions.c.updated_at, sa.func.count(turns.c.position), first
+            )
+            .select_from(sessions.outerjoin(turns, turns.c.session_id == sessions.c.id))
+            .where(sessions.c.owner == owner)
+            .group_by(sessions.c.id)
+            .order_by(sessions.c.updated_at.desc(), sessions.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._db.begin() as db:
+            rows = db.execute(query).all()
         return [
             SessionSummary(i, datetime.fromisoformat(c), datetime.fromisoformat(u), int(n), q or "")
             for i, c, u, n, q in rows
@@ -84,32 +74,34 @@ class SessionStore(sqlite.SqliteStore):
 
     def turns(self, session_id: str, owner: str = "") -> list[Turn]:
         """Every turn of a conversation in order; NotFound when the owner has no such conversation."""
-        with self._connect() as db:
-            if db.execute("SELECT 1 FROM sessions WHERE id = ? AND owner = ?", (session_id, owner)).fetchone() is None:
+        with self._db.begin() as db:
+            if db.execute(sa.select(sessions.c.id).where(*_owned(session_id, owner))).first() is None:
                 raise _missing(session_id)
         return self.history(session_id, limit=1_000_000)
 
     def delete(self, session_id: str, owner: str = "") -> None:
-        with self._lock, self._connect() as db:
-            if db.execute("DELETE FROM sessions WHERE id = ? AND owner = ?", (session_id, owner)).rowcount == 0:
+        with self._lock, self._db.begin() as db:
+            if db.execute(sa.delete(sessions).where(*_owned(session_id, owner))).rowcount == 0:
                 raise _missing(session_id)
 
     def check(self, session_id: str, owner: str = "") -> None:
         """Whether the owner may continue this conversation: a new id may be, another key's may not (NotFound)."""
-        with self._connect() as db:
-            row = db.execute("SELECT owner FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        with self._db.begin() as db:
+            row = db.execute(sa.select(sessions.c.owner).where(sessions.c.id == session_id)).first()
         if row is not None and row[0] != owner:
             raise _missing(session_id)
 
     def history(self, session_id: str, limit: int) -> list[Turn]:
         if limit <= 0:
             return []
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT question, rewritten_query, answer, citations FROM turns"
-                " WHERE session_id = ? ORDER BY position DESC LIMIT ?",
-                (session_id, limit),
-            ).fetchall()
+        query = (
+            sa.select(turns.c.question, turns.c.rewritten_query, turns.c.answer, turns.c.citations)
+            .where(turns.c.session_id == session_id)
+            .order_by(turns.c.position.desc())
+            .limit(limit)
+        )
+        with self._db.begin() as db:
+            rows = db.execute(query).all()
         return [
             Turn(question=q, rewritten_query=r, answer=a, citations=_citations_from_json(c))
             for q, r, a, c in reversed(rows)
@@ -118,29 +110,38 @@ class SessionStore(sqlite.SqliteStore):
     def append(self, session_id: str, turn: Turn, owner: str = "") -> None:
         self.expire()
         now = datetime.now(UTC).isoformat()
-        with self._lock, self._connect() as db:
-            written = db.execute(
-                "INSERT INTO sessions (id, created_at, updated_at, owner) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at WHERE owner = excluded.owner",
-                (session_id, now, now, owner),
-            ).rowcount
-            if not written:  # another key's conversation (taken since check())
+        started = self._db.insert(sessions).values(id=session_id, created_at=now, updated_at=now, owner=owner)
+        # On PostgreSQL the upsert also locks the conversation's row until commit, so two replicas appending to
+        # one conversation number their turns one after the other.
+        touched = started.on_conflict_do_update(
+            index_elements=[sessions.c.id],
+            set_={"updated_at": started.excluded.updated_at},
+            where=sessions.c.owner == started.excluded.owner,
+        )
+        with self._lock, self._db.begin() as db:
+            # RETURNING, not rowcount: an INSERT's rowcount is not reported on every driver (psycopg's is -1).
+            if db.execute(touched.returning(sessions.c.id)).first() is None:  # another key's (taken since check())
                 raise _missing(session_id)
-            (position,) = db.execute(
-                "SELECT COALESCE(MAX(position), -1) + 1 FROM turns WHERE session_id = ?", (session_id,)
-            ).fetchone()
+            position = db.execute(
+                sa.select(sa.func.coalesce(sa.func.max(turns.c.position), -1) + 1).where(
+                    turns.c.session_id == session_id
+                )
+            ).scalar_one()
             db.execute(
-                "INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    session_id,
-                    position,
-                    turn.question,
-                    turn.rewritten_query,
-                    turn.answer,
-                    _citations_to_json(turn.citations),
-                    now,
-                ),
+                sa.insert(turns).values(
+                    session_id=session_id,
+                    position=position,
+                    question=turn.question,
+                    rewritten_query=turn.rewritten_query,
+                    answer=turn.answer,
+                    citations=_citations_to_json(turn.citations),
+                    created_at=now,
+                )
             )
+
+
+def _owned(session_id: str, owner: str) -> tuple[sa.ColumnElement[bool], ...]:
+    return sessions.c.id == session_id, sessions.c.owner == owner
 
 
 def _missing(session_id: str) -> NotFound:

@@ -53,7 +53,7 @@ class InvalidRequest(BylineError):
 
 
 class StoreUnavailable(BylineError):
-    """The vector store cannot be reached (a Chroma server down): the question may be asked again."""
+    """A store cannot be reached (a Chroma server or the PostgreSQL database down): the request may be tried again."""
 
     status = 503
     title = "Service unavailable"

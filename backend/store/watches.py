@@ -1,5 +1,6 @@
 """Saved questions (watches), the articles waiting to be checked against them, their events and the
-webhook deliveries those events owe, in one SQLite file (``settings.watches_db``).
+webhook deliveries those events owe, in one SQLite file (``settings.watches_db``) or the shared database
+(``backend.store.db``).
 
 The queue is durable: an ingest enqueues the ids of the articles it stored, and a checker takes them off only
 once every watch has been checked against them, so a crash between the two loses nothing. A check claims
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import threading
 import time
 import uuid
@@ -22,47 +22,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy import exc
+
 from backend.core.dates import parse_datetime
 from backend.core.errors import InvalidRequest, NotFound
 from backend.core.types import Citation, Delivery, EventArticle, SearchFilters, ShortAnswer, Watch, WatchEvent
-from backend.store.sqlite import SqliteStore
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS watches (
-    id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    question TEXT NOT NULL,
-    filters TEXT NOT NULL,
-    webhook_url TEXT,
-    webhook_secret TEXT,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS watches_owner ON watches(owner, created_at);
-CREATE TABLE IF NOT EXISTS pending (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    article_id TEXT NOT NULL,
-    queued_at TEXT NOT NULL,
-    claimed_until REAL NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY,
-    watch_id TEXT NOT NULL REFERENCES watches(id) ON DELETE CASCADE,
-    article_id TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    read INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (watch_id, article_id)
-);
-CREATE INDEX IF NOT EXISTS events_watch ON events(watch_id, created_at);
-CREATE TABLE IF NOT EXISTS deliveries (
-    event_id TEXT PRIMARY KEY REFERENCES events(id) ON DELETE CASCADE,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL,
-    last_error TEXT,
-    delivered_at TEXT
-);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_attempt_at);
-"""
+from backend.store.db import Database, opened
+from backend.store.schema import deliveries, events, pending, watches
 
 Clock = Callable[[], float]
 
@@ -164,12 +131,24 @@ def _event_from_row(event_id: str, watch_id: str, created_at: str, payload: str,
     )
 
 
-_WATCH_COLUMNS = (
-    "w.id, w.owner, w.question, w.filters, w.webhook_url, w.webhook_secret, w.created_at,"
-    " (SELECT COUNT(*) FROM events e WHERE e.watch_id = w.id AND e.read = 0),"
-    " (SELECT COUNT(*) FROM events e WHERE e.watch_id = w.id),"
-    " (SELECT MAX(created_at) FROM events e WHERE e.watch_id = w.id)"
-)
+def _watch_columns() -> list[Any]:
+    """A watch's row and its events' counts, as ``_watch_from_row`` reads them."""
+    mine = events.c.watch_id == watches.c.id
+
+    def about_events(what: Any, *where: Any) -> Any:
+        return sa.select(what).where(mine, *where).correlate(watches).scalar_subquery()
+
+    return [
+        *(watches.c[name] for name in ("id", "owner", "question", "filters", "webhook_url", "webhook_secret")),
+        watches.c.created_at,
+        about_events(sa.func.count(), events.c.read == 0),
+        about_events(sa.func.count()),
+        about_events(sa.func.max(events.c.created_at)),
+    ]
+
+
+_WATCHES = sa.select(*_watch_columns())
+_EVENT_COLUMNS = (events.c.id, events.c.watch_id, events.c.created_at, events.c.payload, events.c.read)
 
 
 def _watch_from_row(row: Sequence[Any]) -> Watch:
@@ -192,15 +171,14 @@ def _missing(watch_id: str) -> NotFound:
     return NotFound(f"no saved question with id {watch_id!r}")
 
 
-class WatchStore(SqliteStore):
-    schema = _SCHEMA
-
-    def __init__(self, path: Path, clock: Clock = time.time) -> None:
-        """``clock``: seconds since the epoch, for the queue's leases and the deliveries' schedule (tests
-        move it on instead of sleeping)."""
-        super().__init__(path)
+class WatchStore:
+    def __init__(self, where: Path | Database, clock: Clock = time.time) -> None:
+        """``where``: the SQLite file of the embedded default, or the shared database. ``clock``: seconds since
+        the epoch, for the queue's leases and the deliveries' schedule (tests move it on instead of sleeping)."""
+        self._db = opened(where, "watches")
         self._clock = clock
-        self._lock = threading.Lock()  # one writer of this process at a time; other processes wait on SQLite
+        # One writer of this process at a time; other processes wait on SQLite's lock or PostgreSQL's rows.
+        self._lock = threading.Lock()
 
     # The watches, each seen only by its owner.
 
@@ -218,57 +196,62 @@ class WatchStore(SqliteStore):
         watch_id = uuid.uuid4().hex
         secret = secrets.token_hex(32) if webhook_url else None
         now = datetime.now(UTC).isoformat()
-        with self._lock, self._connect() as db:
-            (count,) = db.execute("SELECT COUNT(*) FROM watches WHERE owner = ?", (owner,)).fetchone()
+        row = sa.insert(watches).values(
+            id=watch_id,
+            owner=owner,
+            question=question,
+            filters=filters_to_json(filters or SearchFilters()),
+            webhook_url=webhook_url,
+            webhook_secret=secret,
+            created_at=now,
+        )
+        with self._lock, self._db.begin() as db:
+            count = db.execute(sa.select(sa.func.count()).where(watches.c.owner == owner)).scalar_one()
             if count >= max_per_owner:
                 raise InvalidRequest(f"this key keeps {count} saved questions already, the most allowed; delete one")
-            db.execute(
-                "INSERT INTO watches VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (watch_id, owner, question, filters_to_json(filters or SearchFilters()), webhook_url, secret, now),
-            )
+            db.execute(row)
         return self.get(watch_id, owner)
 
     def get(self, watch_id: str, owner: str = "") -> Watch:
-        with self._connect() as db:
-            row = db.execute(
-                f"SELECT {_WATCH_COLUMNS} FROM watches w WHERE w.id = ? AND w.owner = ?", (watch_id, owner)
-            ).fetchone()
+        with self._db.begin() as db:
+            row = db.execute(_WATCHES.where(watches.c.id == watch_id, watches.c.owner == owner)).first()
         if row is None:
             raise _missing(watch_id)
         return _watch_from_row(row)
 
     def owned(self, owner: str = "") -> list[Watch]:
         """The owner's watches, newest first."""
-        with self._connect() as db:
-            rows = db.execute(
-                f"SELECT {_WATCH_COLUMNS} FROM watches w WHERE w.owner = ? ORDER BY w.created_at DESC, w.id", (owner,)
-            ).fetchall()
+        query = _WATCHES.where(watches.c.owner == owner).order_by(watches.c.created_at.desc(), watches.c.id)
+        with self._db.begin() as db:
+            rows = db.execute(query).all()
         return [_watch_from_row(r) for r in rows]
 
     def every(self) -> list[Watch]:
         """Every owner's watches, oldest first: what the checker checks."""
-        with self._connect() as db:
-            rows = db.execute(f"SELECT {_WATCH_COLUMNS} FROM watches w ORDER BY w.created_at, w.id").fetchall()
+        with self._db.begin() as db:
+            rows = db.execute(_WATCHES.order_by(watches.c.created_at, watches.c.id)).all()
         return [_watch_from_row(r) for r in rows]
 
     def count(self) -> int:
-        with self._connect() as db:
-            return int(db.execute("SELECT COUNT(*) FROM watches").fetchone()[0])
+        with self._db.begin() as db:
+            return int(db.execute(sa.select(sa.func.count()).select_from(watches)).scalar_one())
 
     def delete(self, watch_id: str, owner: str = "") -> None:
         """The watch with its events and any deliveries they still owed."""
-        with self._lock, self._connect() as db:
-            if db.execute("DELETE FROM watches WHERE id = ? AND owner = ?", (watch_id, owner)).rowcount == 0:
+        with self._lock, self._db.begin() as db:
+            gone = db.execute(sa.delete(watches).where(watches.c.id == watch_id, watches.c.owner == owner))
+            if gone.rowcount == 0:
                 raise _missing(watch_id)
 
     def unread(self, owner: str = "") -> int:
         """Unread events over all the owner's watches (the chat's badge)."""
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT COUNT(*) FROM events e JOIN watches w ON w.id = e.watch_id WHERE w.owner = ? AND e.read = 0",
-                (owner,),
-            ).fetchone()
-        return int(row[0])
+        query = (
+            sa.select(sa.func.count())
+            .select_from(events.join(watches, watches.c.id == events.c.watch_id))
+            .where(watches.c.owner == owner, events.c.read == 0)
+        )
+        with self._db.begin() as db:
+            return int(db.execute(query).scalar_one())
 
     # The queue of articles to check.
 
@@ -276,29 +259,37 @@ class WatchStore(SqliteStore):
         if not article_ids:
             return
         now = datetime.now(UTC).isoformat()
-        with self._lock, self._connect() as db:
-            db.executemany("INSERT INTO pending (article_id, queued_at) VALUES (?, ?)", [(a, now) for a in article_ids])
+        with self._lock, self._db.begin() as db:
+            db.execute(sa.insert(pending), [{"article_id": a, "queued_at": now} for a in article_ids])
 
     def pending(self) -> int:
         """Articles queued and not yet checked (claimed ones included)."""
-        with self._connect() as db:
-            return int(db.execute("SELECT COUNT(*) FROM pending").fetchone()[0])
+        with self._db.begin() as db:
+            return int(db.execute(sa.select(sa.func.count()).select_from(pending)).scalar_one())
 
     def claim(self, limit: int, lease_s: float = 600.0) -> list[tuple[int, str]]:
         """Up to ``limit`` queued articles, oldest first, as (ticket, article id), kept from other claims for
         ``lease_s``; ``done`` with the tickets takes them off the queue."""
         now = self._clock()
-        with self._lock, self._connect() as db:
-            rows = db.execute(
-                "UPDATE pending SET claimed_until = ? WHERE seq IN"
-                " (SELECT seq FROM pending WHERE claimed_until <= ? ORDER BY seq LIMIT ?) RETURNING seq, article_id",
-                (now + lease_s, now, limit),
-            ).fetchall()
+        free = pending.c.claimed_until <= now
+        oldest = sa.select(pending.c.seq).where(free).order_by(pending.c.seq).limit(limit)
+        # ``free`` again outside: on PostgreSQL a row another process claimed meanwhile is re-read after its
+        # commit and then left to that claim, where the subquery alone would hand it out twice.
+        claiming = (
+            sa.update(pending)
+            .where(pending.c.seq.in_(oldest.scalar_subquery()), free)
+            .values(claimed_until=now + lease_s)
+            .returning(pending.c.seq, pending.c.article_id)
+        )
+        with self._lock, self._db.begin() as db:
+            rows = db.execute(claiming).all()
         return sorted((int(s), str(a)) for s, a in rows)
 
     def done(self, tickets: Sequence[int]) -> None:
-        with self._lock, self._connect() as db:
-            db.executemany("DELETE FROM pending WHERE seq = ?", [(t,) for t in tickets])
+        if not tickets:
+            return
+        with self._lock, self._db.begin() as db:
+            db.execute(sa.delete(pending).where(pending.c.seq.in_(list(tickets))))
 
     # Events.
 
@@ -321,20 +312,21 @@ class WatchStore(SqliteStore):
             short_answer=short_answer,
             created_at=datetime.now(UTC),
         )
-        with self._lock, self._connect() as db:
-            try:
-                written = db.execute(
-                    "INSERT OR IGNORE INTO events (id, watch_id, article_id, created_at, payload)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (event.id, watch.id, article.id, event.created_at.isoformat(), json.dumps(event_payload(event))),
-                ).rowcount
-            except sqlite3.IntegrityError:  # deleted while it was being checked
-                return None
-            if not written:
-                return None
-            if watch.webhook_url:
-                due = (event.id, self._clock())
-                db.execute("INSERT INTO deliveries (event_id, next_attempt_at) VALUES (?, ?)", due)
+        row = self._db.insert(events).values(
+            id=event.id,
+            watch_id=watch.id,
+            article_id=article.id,
+            created_at=event.created_at.isoformat(),
+            payload=json.dumps(event_payload(event)),
+        )
+        try:
+            with self._lock, self._db.begin() as db:
+                if db.execute(row.on_conflict_do_nothing().returning(events.c.id)).first() is None:  # not rowcount
+                    return None
+                if watch.webhook_url:
+                    db.execute(sa.insert(deliveries).values(event_id=event.id, next_attempt_at=self._clock()))
+        except exc.IntegrityError:  # the watch was deleted while it was being checked
+            return None
         return event
 
     def events(
@@ -342,27 +334,26 @@ class WatchStore(SqliteStore):
     ) -> list[WatchEvent]:
         """The watch's events, newest first; ``NotFound`` where the owner has no such watch."""
         self.get(watch_id, owner)
-        unread = " AND read = 0" if unread_only else ""
-        with self._connect() as db:
-            rows = db.execute(
-                f"SELECT id, watch_id, created_at, payload, read FROM events WHERE watch_id = ?{unread}"
-                " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
-                (watch_id, limit, offset),
-            ).fetchall()
+        query = sa.select(*_EVENT_COLUMNS).where(events.c.watch_id == watch_id)
+        if unread_only:
+            query = query.where(events.c.read == 0)
+        # Two events of one microsecond come in the order of their ids: neither backend keeps insertion order.
+        query = query.order_by(events.c.created_at.desc(), events.c.id.desc()).limit(limit).offset(offset)
+        with self._db.begin() as db:
+            rows = db.execute(query).all()
         return [_event_from_row(*r) for r in rows]
 
     def event(self, event_id: str) -> WatchEvent | None:
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT id, watch_id, created_at, payload, read FROM events WHERE id = ?", (event_id,)
-            ).fetchone()
+        with self._db.begin() as db:
+            row = db.execute(sa.select(*_EVENT_COLUMNS).where(events.c.id == event_id)).first()
         return None if row is None else _event_from_row(*row)
 
     def mark_read(self, watch_id: str, owner: str = "") -> int:
         """Every event of the watch read; how many were not."""
         self.get(watch_id, owner)
-        with self._lock, self._connect() as db:
-            return db.execute("UPDATE events SET read = 1 WHERE watch_id = ? AND read = 0", (watch_id,)).rowcount
+        reading = sa.update(events).where(events.c.watch_id == watch_id, events.c.read == 0).values(read=1)
+        with self._lock, self._db.begin() as db:
+            return db.execute(reading).rowcount
 
     # Webhook deliveries.
 
@@ -370,59 +361,79 @@ class WatchStore(SqliteStore):
         """Deliveries whose time has come, claimed for ``lease_s`` (their next attempt moved that far on, so a
         crash in the middle retries them then); ``delivered`` or ``failed`` settles each."""
         now = self._clock()
-        with self._lock, self._connect() as db:
-            rows = db.execute(
-                "UPDATE deliveries SET next_attempt_at = ? WHERE event_id IN (SELECT event_id FROM deliveries"
-                " WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?)"
-                " RETURNING event_id",
-                (now + lease_s, now, limit),
-            ).fetchall()
-            if not rows:
+        ripe = deliveries.c.next_attempt_at.is_not(None) & (deliveries.c.next_attempt_at <= now)
+        earliest = sa.select(deliveries.c.event_id).where(ripe).order_by(deliveries.c.next_attempt_at).limit(limit)
+        claiming = (
+            sa.update(deliveries)
+            .where(deliveries.c.event_id.in_(earliest.scalar_subquery()), ripe)  # ``ripe`` again: as in ``claim``
+            .values(next_attempt_at=now + lease_s)
+            .returning(deliveries.c.event_id)
+        )
+        found = (
+            sa.select(
+                deliveries.c.event_id,
+                events.c.watch_id,
+                watches.c.webhook_url,
+                watches.c.webhook_secret,
+                deliveries.c.attempts,
+                deliveries.c.last_error,
+            )
+            .select_from(
+                deliveries.join(events, events.c.id == deliveries.c.event_id).join(
+                    watches, watches.c.id == events.c.watch_id
+                )
+            )
+            .order_by(deliveries.c.next_attempt_at, deliveries.c.event_id)
+        )
+        with self._lock, self._db.begin() as db:
+            ids = [r[0] for r in db.execute(claiming)]
+            if not ids:
                 return []
-            ids = [r[0] for r in rows]
-            marks = ",".join("?" * len(ids))
-            found = db.execute(
-                "SELECT d.event_id, e.watch_id, w.webhook_url, w.webhook_secret, d.attempts, d.last_error"
-                " FROM deliveries d JOIN events e ON e.id = d.event_id JOIN watches w ON w.id = e.watch_id"
-                f" WHERE d.event_id IN ({marks}) ORDER BY d.next_attempt_at, d.event_id",
-                ids,
-            ).fetchall()
-        return [Delivery(e, w, u, s, int(a), err) for e, w, u, s, a, err in found if u and s]
+            rows = db.execute(found.where(deliveries.c.event_id.in_(ids))).all()
+        return [Delivery(e, w, u, s, int(a), err) for e, w, u, s, a, err in rows if u and s]
 
     def next_due(self) -> float | None:
         """When the earliest delivery falls due (seconds since the epoch), None when none is owed."""
-        with self._connect() as db:
-            row = db.execute("SELECT MIN(next_attempt_at) FROM deliveries").fetchone()
-        return None if row[0] is None else float(row[0])
+        with self._db.begin() as db:
+            found = db.execute(sa.select(sa.func.min(deliveries.c.next_attempt_at))).scalar()
+        return None if found is None else float(found)
 
     def delivered(self, event_id: str) -> None:
-        with self._lock, self._connect() as db:
-            db.execute(
-                "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = NULL, delivered_at = ?,"
-                " last_error = NULL WHERE event_id = ?",
-                (datetime.now(UTC).isoformat(), event_id),
+        settled = (
+            sa.update(deliveries)
+            .where(deliveries.c.event_id == event_id)
+            .values(
+                attempts=deliveries.c.attempts + 1,
+                next_attempt_at=None,
+                delivered_at=datetime.now(UTC).isoformat(),
+                last_error=None,
             )
+        )
+        with self._lock, self._db.begin() as db:
+            db.execute(settled)
 
     def failed(self, event_id: str, error: str, *, attempts: int, backoff_s: float) -> float | None:
         """One more failed attempt: the next is scheduled by ``retry_delay``, or none after ``attempts`` (the
         delivery is given up, its last error kept). Returns the next attempt's time."""
-        with self._lock, self._connect() as db:
-            row = db.execute("SELECT attempts FROM deliveries WHERE event_id = ?", (event_id,)).fetchone()
+        this = deliveries.c.event_id == event_id
+        with self._lock, self._db.begin() as db:
+            row = db.execute(sa.select(deliveries.c.attempts).where(this)).first()
             if row is None:
                 return None
             tried = int(row[0]) + 1
             next_at = None if tried >= attempts else self._clock() + retry_delay(tried, backoff_s)
             db.execute(
-                "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE event_id = ?",
-                (tried, next_at, error[:500], event_id),
+                sa.update(deliveries)
+                .where(this)
+                .values(attempts=tried, next_attempt_at=next_at, last_error=error[:500])
             )
         return next_at
 
     def delivery(self, event_id: str) -> tuple[int, float | None, str | None, str | None] | None:
         """(attempts, next attempt, last error, delivered at) of an event's delivery; None where none is owed."""
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT attempts, next_attempt_at, last_error, delivered_at FROM deliveries WHERE event_id = ?",
-                (event_id,),
-            ).fetchone()
+        query = sa.select(
+            deliveries.c.attempts, deliveries.c.next_attempt_at, deliveries.c.last_error, deliveries.c.delivered_at
+        ).where(deliveries.c.event_id == event_id)
+        with self._db.begin() as db:
+            row = db.execute(query).first()
         return None if row is None else (int(row[0]), row[1], row[2], row[3])

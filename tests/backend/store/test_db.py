@@ -1,0 +1,243 @@
+"""The data-access layer of the small stores: migrations on both backends (files made before them upgraded in
+place, two processes starting at once), the shared database as two replicas see it, and a PostgreSQL outage
+as ``StoreUnavailable``. The stores' behaviour is in the contracts (tests/contracts/)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from pydantic import SecretStr, ValidationError
+
+from backend.answering.feedback import FeedbackStore
+from backend.answering.sessions import SessionStore
+from backend.core.errors import StoreUnavailable
+from backend.core.types import Turn
+from backend.settings import Settings
+from backend.store import schema
+from backend.store.db import Branch, Database, database_for, shared_database, sqlite_database
+from backend.store.feeds import FeedStore
+from backend.store.watches import WatchStore
+from tests.conftest import free_port
+from tests.postgres import PostgresServer
+
+# The files as the stores wrote them before migrations existed (their CREATE statements, frozen here).
+BEFORE_MIGRATIONS = {
+    "sessions": """
+        CREATE TABLE sessions (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+            owner TEXT NOT NULL DEFAULT '');
+        CREATE TABLE turns (session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL, question TEXT NOT NULL, rewritten_query TEXT NOT NULL, answer TEXT NOT NULL,
+            citations TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (session_id, position));
+        CREATE INDEX sessions_updated ON sessions(updated_at);
+        CREATE INDEX sessions_owner ON sessions(owner, updated_at);
+        CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, turn INTEGER NOT NULL,
+            rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT NOT NULL, question TEXT NOT NULL,
+            answer TEXT NOT NULL, citations TEXT NOT NULL, created_at TEXT NOT NULL);
+        INSERT INTO sessions VALUES ('old', '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00', 'k');
+        INSERT INTO turns VALUES ('old', 0, 'q', 'q', 'a', '[]', '2026-11-01T00:00:00+00:00');
+        INSERT INTO feedback (session_id, turn, rating, comment, question, answer, citations, created_at)
+            VALUES ('old', 0, 'up', '', 'q', 'a', '[]', '2026-11-01T00:00:00+00:00');
+    """,
+    "feeds": """
+        CREATE TABLE sources (id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, title TEXT, feed_title TEXT, kind TEXT,
+            added_at TEXT NOT NULL, interval_s REAL, ttl_s REAL, etag TEXT, last_modified TEXT, next_at REAL NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0, last_fetch_at TEXT, last_status TEXT NOT NULL DEFAULT 'pending',
+            http_status INTEGER, last_error TEXT, last_new INTEGER NOT NULL DEFAULT 0,
+            total_new INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE items (key TEXT PRIMARY KEY, source_id TEXT NOT NULL, article_id TEXT, outcome TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 1, detail TEXT, seen_at TEXT NOT NULL);
+        INSERT INTO sources (id, url, added_at, next_at) VALUES ('s1', 'https://e.org/feed', '2026-11-01', 5.0);
+        INSERT INTO items (key, source_id, outcome, seen_at) VALUES ('https://e.org/a', 's1', 'new', '2026-11-01');
+    """,
+    "watches": """
+        CREATE TABLE watches (id TEXT PRIMARY KEY, owner TEXT NOT NULL, question TEXT NOT NULL, filters TEXT NOT NULL,
+            webhook_url TEXT, webhook_secret TEXT, created_at TEXT NOT NULL);
+        CREATE INDEX watches_owner ON watches(owner, created_at);
+        CREATE TABLE pending (seq INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL,
+            queued_at TEXT NOT NULL, claimed_until REAL NOT NULL DEFAULT 0);
+        CREATE TABLE events (id TEXT PRIMARY KEY, watch_id TEXT NOT NULL REFERENCES watches(id) ON DELETE CASCADE,
+            article_id TEXT NOT NULL, created_at TEXT NOT NULL, payload TEXT NOT NULL, read INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (watch_id, article_id));
+        CREATE INDEX events_watch ON events(watch_id, created_at);
+        CREATE TABLE deliveries (event_id TEXT PRIMARY KEY REFERENCES events(id) ON DELETE CASCADE,
+            attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL, last_error TEXT, delivered_at TEXT);
+        CREATE INDEX deliveries_due ON deliveries(next_attempt_at);
+        INSERT INTO watches VALUES ('w1', 'k', 'Who?', '{"sources": []}', NULL, NULL, '2026-11-01T00:00:00+00:00');
+        INSERT INTO pending (article_id, queued_at) VALUES ('a1', '2026-11-01T00:00:00+00:00');
+    """,
+}
+BRANCH_TABLES: dict[Branch, set[str]] = {
+    "sessions": {"sessions", "turns", "feedback"},
+    "feeds": {"sources", "items"},
+    "watches": {"watches", "pending", "events", "deliveries"},
+}
+OPENERS: dict[Branch, Callable[[Path | Database], object]] = {
+    "sessions": SessionStore,
+    "feeds": FeedStore,
+    "watches": WatchStore,
+}
+
+
+def _versions(engine: sa.Engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def _schema_differences(engine: sa.Engine, tables: set[str]) -> list[object]:
+    """What Alembic's autogenerate finds between the migrated tables and ``backend.store.schema``."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection,
+            opts={"include_object": lambda obj, name, kind, *_: kind != "table" or name in tables},
+        )
+        return list(compare_metadata(context, schema.metadata))
+
+
+def test_files_made_before_migrations_are_upgraded_in_place_and_their_rows_kept(tmp_path: Path) -> None:
+    for name, script in BEFORE_MIGRATIONS.items():
+        with sqlite3.connect(tmp_path / f"{name}.sqlite3") as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(script)
+    sessions = SessionStore(tmp_path / "sessions.sqlite3")
+    assert [t.question for t in sessions.turns("old", "k")] == ["q"]
+    sessions.append("old", Turn("q2", "q2", "a2"), owner="k")
+    assert [row["question"] for row in FeedbackStore(tmp_path / "sessions.sqlite3").export()] == ["q"]
+    feeds = FeedStore(tmp_path / "feeds.sqlite3")
+    assert feeds.get("s1").next_at == 5.0 and feeds.unseen(["https://e.org/a"]) == {}
+    watches = WatchStore(tmp_path / "watches.sqlite3")
+    assert [w.id for w in watches.owned("k")] == ["w1"] and [a for _, a in watches.claim(10)] == ["a1"]
+    for branch, tables in BRANCH_TABLES.items():
+        engine = sqlite_database(tmp_path / f"{branch}.sqlite3").engine
+        assert _versions(engine) == {f"{branch}_0001"}
+        # Column by column: SQLite reflects a hand-written file's keys a little differently (a TEXT primary key
+        # as nullable), which autogenerate would list although nothing differs for the stores.
+        inspector = sa.inspect(engine)
+        for table in tables:
+            assert [c["name"] for c in inspector.get_columns(table)] == list(schema.metadata.tables[table].c.keys())
+    OPENERS["sessions"](tmp_path / "sessions.sqlite3")  # opened again: nothing to do
+    assert [t.question for t in SessionStore(tmp_path / "sessions.sqlite3").turns("old", "k")] == ["q", "q2"]
+
+
+def test_a_new_sqlite_file_is_in_wal_mode_with_its_version_and_the_stores_schema(tmp_path: Path) -> None:
+    for branch, opener in OPENERS.items():
+        opener(tmp_path / "new" / f"{branch}.sqlite3")
+        engine = sqlite_database(tmp_path / "new" / f"{branch}.sqlite3").engine
+        assert _schema_differences(engine, BRANCH_TABLES[branch]) == []
+    with sqlite3.connect(tmp_path / "new" / "watches.sqlite3") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("watches_0001",)]
+
+
+@pytest.mark.integration
+def test_one_postgresql_database_holds_every_store_at_its_newest_revision(postgres_url: str) -> None:
+    database = shared_database(postgres_url)
+    for opener in OPENERS.values():
+        opener(database)
+    assert _versions(database.engine) == {"sessions_0001", "feeds_0001", "watches_0001"}
+    assert _schema_differences(database.engine, set().union(*BRANCH_TABLES.values())) == []
+
+
+def _migrate_at_once(databases: list[Database]) -> None:
+    """Every database object migrates every branch at the same moment, as replicas starting together would."""
+    start, failures = threading.Barrier(len(databases)), []
+
+    def migrate(database: Database) -> None:
+        start.wait()
+        try:
+            for branch in BRANCH_TABLES:
+                database.migrate(branch)
+        except Exception as exc:  # reported below, with the others
+            failures.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(d,)) for d in databases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+
+
+def test_processes_starting_together_on_one_sqlite_file_migrate_once(tmp_path: Path) -> None:
+    path = tmp_path / "all.sqlite3"
+    _migrate_at_once([sqlite_database(path) for _ in range(4)])
+    assert _versions(sqlite_database(path).engine) == {"sessions_0001", "feeds_0001", "watches_0001"}
+
+
+@pytest.mark.integration
+def test_replicas_starting_together_on_postgresql_migrate_once(postgres_url: str) -> None:
+    engines = [sa.create_engine(postgres_url) for _ in range(4)]
+    try:
+        _migrate_at_once([Database(engine) for engine in engines])
+        assert _versions(engines[0]) == {"sessions_0001", "feeds_0001", "watches_0001"}
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+@pytest.mark.integration
+def test_two_replicas_see_each_others_conversations_and_feedback_at_once(postgres_url: str) -> None:
+    a, b = Database(sa.create_engine(postgres_url)), Database(sa.create_engine(postgres_url))
+    try:
+        sessions_a, sessions_b = SessionStore(a), SessionStore(b)
+        sessions_a.append("s", Turn("Who commands the sector?", "Who commands the sector?", "Mardan Salih [1]."), "k")
+        assert [t.question for t in sessions_b.history("s", limit=5)] == ["Who commands the sector?"]
+        sessions_b.check("s", "k")
+        sessions_b.append("s", Turn("What did he say?", "What did Mardan Salih say?", "He said [1]."), "k")
+        assert [t.question for t in sessions_a.turns("s", "k")] == ["Who commands the sector?", "What did he say?"]
+        feedback_a, feedback_b = FeedbackStore(a), FeedbackStore(b)
+        first = feedback_a.add(sessions_a, "s", 0, "up", owner="k")
+        second = feedback_b.add(sessions_b, "s", 1, "down", "vague", owner="k")
+        exported = list(feedback_b.export())
+        assert [(row["id"], row["turn"], row["rating"]) for row in exported] == [(first, 0, "up"), (second, 1, "down")]
+        assert list(feedback_a.export()) == exported
+    finally:
+        a.engine.dispose()
+        b.engine.dispose()
+
+
+@pytest.mark.integration
+def test_a_postgresql_outage_is_store_unavailable_and_the_store_recovers(
+    postgres: PostgresServer, postgres_url: str
+) -> None:
+    sessions = SessionStore(shared_database(postgres_url))
+    watches = WatchStore(shared_database(postgres_url))
+    sessions.append("s", Turn("q", "q", "a"))
+    postgres.stop()
+    try:
+        for call in (lambda: sessions.history("s", limit=5), lambda: sessions.append("s", Turn("q", "q", "a")),
+                     lambda: watches.claim(10)):  # fmt: skip
+            with pytest.raises(StoreUnavailable, match="database does not answer") as raised:
+                call()
+            assert raised.value.status == 503 and raised.value.retry_after_s > 0
+    finally:
+        postgres.start()
+    sessions.append("s", Turn("q2", "q2", "a2"))  # the same objects, no restart
+    assert [t.question for t in sessions.history("s", limit=5)] == ["q", "q2"] and watches.claim(10) == []
+
+
+def test_a_database_that_does_not_answer_is_store_unavailable_on_start() -> None:
+    closed = f"postgresql+psycopg://byline@127.0.0.1:{free_port()}/byline"
+    with pytest.raises(StoreUnavailable):
+        SessionStore(shared_database(closed))
+
+
+def test_the_database_url_is_postgresql_through_psycopg(tmp_path: Path) -> None:
+    def url(raw: str) -> str | None:
+        found = Settings(data_dir=tmp_path, database_url=SecretStr(raw)).database_url
+        return None if found is None else found.get_secret_value()
+
+    assert url("postgres://u:p@db:5432/byline") == url("postgresql://u:p@db:5432/byline")
+    assert url("postgresql://u:p@db:5432/byline") == "postgresql+psycopg://u:p@db:5432/byline"
+    assert url("") is None and Settings(data_dir=tmp_path).database_url is None
+    with pytest.raises(ValidationError, match="postgresql://"):
+        url("mysql://u:p@db/byline")
+    embedded = database_for(Settings(data_dir=tmp_path), tmp_path / "feeds.sqlite3")
+    assert not embedded.shared
+    assert database_for(Settings(database_url=SecretStr("postgresql://u@h/d")), tmp_path / "x").shared
