@@ -29,12 +29,13 @@ from pathlib import Path
 from backend.settings import Settings
 from backend.store.ownership import ensure_not_served
 from ingest.errors import BackupError as BackupError  # raised here; importable from here too
+from ingest.follow.poller import FOLLOW_LOCK
 from ingest.lock import LOCK_FILE, writer_lock
 
 MANIFEST = "byline-backup.json"
 FORMAT = 1
 # The lock files mark who holds the directory now; they are never part of an archive.
-_NOT_ARCHIVE = {LOCK_FILE, ".server.lock"}
+_NOT_ARCHIVE = {LOCK_FILE, ".server.lock", FOLLOW_LOCK}
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 _STAGING = ".restore-staging"
 

@@ -37,7 +37,7 @@ from ingest.follow.fetch import Fetcher, FetchError, RobotsDenied
 from ingest.follow.parse import Entry, Parsed, ParseError, page_record, parse_source
 
 log = logging.getLogger(__name__)
-_LOCK_NAME = ".follow.lock"
+FOLLOW_LOCK = ".follow.lock"
 # A sitemap index names many sitemaps; the last ones listed are read (sites list them oldest first).
 _MAX_CHILD_SITEMAPS = 5
 # Entries read, then sent to the writer, per step: a poll of many entries stores them as it goes.
@@ -54,7 +54,7 @@ class FollowerBusy(BylineError):
 def follow_lock(data_dir: Path) -> IO[str] | None:
     """The archive's poller mark, held while the returned file stays open; None when another process holds it."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    handle = (data_dir / _LOCK_NAME).open("w")
+    handle = (data_dir / FOLLOW_LOCK).open("w")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
