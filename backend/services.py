@@ -20,7 +20,6 @@ from backend.answering.short import ShortAnswerer
 from backend.answering.watch import WatchChecker, WatchRunner
 from backend.answering.webhooks import WebhookSender
 from backend.core.encoder import EncoderIdentity
-from backend.core.net import parse_networks
 from backend.core.protocols import (
     AnswerGenerator,
     ArchiveWriter,
@@ -261,7 +260,7 @@ def build_checker(services: Services, *, prefilter: bool = True) -> WatchChecker
 
 def build_sender(services: Services) -> WebhookSender:
     settings = services.settings
-    return WebhookSender(services.watches, settings.watches, parse_networks(settings.follow.allow_networks))
+    return WebhookSender(services.watches, settings.watches, settings.follow.networks())
 
 
 def start_watching(services: Services) -> Services:

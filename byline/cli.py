@@ -248,15 +248,14 @@ def feeds_add(
     interval: Annotated[float | None, typer.Option(min=1.0, help="Seconds between polls.")] = None,
 ) -> None:
     """Follow a source; a running server (or `byline follow`) polls it within seconds."""
-    from backend.core.net import canonical_url, check_url, parse_networks
+    from backend.core.net import checked_url
     from backend.settings import get_settings
     from backend.store.db import database_for
     from backend.store.feeds import FeedStore
 
     settings = get_settings()
     with exits():
-        canonical = canonical_url(url)
-        check_url(canonical, parse_networks(settings.follow.allow_networks))
+        canonical = checked_url(url, settings.follow.networks())
         source = FeedStore(database_for(settings, settings.feeds_db)).add(canonical, title, interval)
     typer.echo(f"following {source.url} (source {source.id})")
 
@@ -324,7 +323,8 @@ def follow(
         if settings.watches.enabled:  # saved questions are checked against what the poller stores, as a server does
             services = start_watching(services)
         services = with_writer(services, on_stored=services.watching.runner.notify if services.watching else None)
-        poller = Poller(settings.follow, services.feeds, services.writer)  # type: ignore[arg-type]
+        assert services.writer is not None  # with_writer gave it one
+        poller = Poller(settings.follow, services.feeds, services.writer)
         try:
             if once:
                 sources = services.feeds.sources()

@@ -141,6 +141,14 @@ def api_url(demo_services: Services) -> Iterator[str]:
         yield server.url
 
 
+def wait_for(what: str, done: Callable[[], bool], limit_s: float = 90.0) -> None:
+    """Poll ``done`` until it holds; fail naming ``what`` after ``limit_s``."""
+    deadline = time.monotonic() + limit_s
+    while not done():
+        assert time.monotonic() < deadline, f"{what} did not happen within {limit_s:.0f} s"
+        time.sleep(0.1)
+
+
 def wait_until_up(process: subprocess.Popen[bytes], probe_url: str, log: Path, what: str, limit_s: float) -> None:
     """Until ``probe_url`` answers 200; a process that exits or never answers fails with its log."""
     deadline = time.monotonic() + limit_s

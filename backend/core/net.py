@@ -112,6 +112,14 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, netloc, parts.path, query, ""))
 
 
+def checked_url(url: str, allowed: Sequence[Network] = ()) -> str:
+    """``url`` in its canonical spelling, once ``check_url`` has allowed it (``Refused`` otherwise): what a
+    source Byline is asked to follow is stored as."""
+    canonical = canonical_url(url.strip())
+    check_url(canonical, allowed)
+    return canonical
+
+
 def _tracking(name: str) -> bool:
     name = name.lower()
     return name.startswith(TRACKING_PREFIXES) or name in TRACKING_PARAMS

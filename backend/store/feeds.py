@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from backend.core.errors import InvalidRequest, NotFound
-from backend.core.net import canonical_url as canonical_url
 from backend.settings import FollowSettings
 from backend.store import schema
 from backend.store.db import Database, opened
@@ -163,13 +162,6 @@ class FeedStore:
             values |= {"etag": polled.etag, "last_modified": polled.last_modified}
         with self._lock, self._db.begin() as db:
             db.execute(sa.update(schema.sources).where(schema.sources.c.id == source.id).values(values))
-
-    def forget_validators(self, source_id: str) -> None:
-        """Drop the ETag and Last-Modified, so the next poll reads the whole feed (after a failed write)."""
-        with self._lock, self._db.begin() as db:
-            db.execute(
-                sa.update(schema.sources).where(schema.sources.c.id == source_id).values(etag=None, last_modified=None)
-            )
 
     # -- items -----------------------------------------------------------------------------------------------
 

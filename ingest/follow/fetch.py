@@ -46,7 +46,7 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
-from backend.core.net import Refused, check_url, parse_networks
+from backend.core.net import Refused, check_url
 from backend.core.pinned import PinnedBackend, PinnedTransport
 from backend.settings import FollowSettings
 
@@ -159,7 +159,7 @@ class Fetcher:
     ) -> None:
         self.settings = settings
         self.user_agent = f"Byline/{_version()} (+news archive follower)"
-        self._allowed = parse_networks(settings.allow_networks)
+        self._allowed = settings.networks()
         # The clock and sleep pace the hosts and age robots.txt; deadlines run on the real clock, as sockets do.
         self._sleep, self._clock = sleep, clock
         self._backend = PinnedBackend()

@@ -3,6 +3,8 @@ work gives way to questions."""
 
 import threading
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,6 +13,7 @@ from backend.api.app import create_app
 from backend.core.types import SearchQuery
 from backend.pools import InFlight
 from backend.services import Services, build_checker
+from backend.store.watches import WatchStore
 
 
 def _byline_threads() -> set[threading.Thread]:
@@ -79,16 +82,19 @@ def test_background_work_is_late_under_endless_questions_but_not_starved() -> No
         assert in_flight.wait_quiet(max_wait_s=0.1) is False
 
 
-def test_the_checker_reads_only_when_no_question_is_under_way(services: Services) -> None:
-    """A real check, with a question held open in another thread: the reading waits for its end."""
+def test_the_checker_reads_only_when_no_question_is_under_way(demo_services: Services, tmp_path: Path) -> None:
+    """A real check over the demo archive, with a question held open in another thread: the reading waits
+    for its end."""
+    services = replace(demo_services, watches=WatchStore(tmp_path / "watches.sqlite3"))
     events: list[str] = []
+    reads: list[int] = []
     in_flight = services.pools.in_flight
     checker = build_checker(services)
     services.watches.create("k", "Who commands the Qaratapa-Hamrin sector?")
     done = threading.Event()
 
     def check() -> None:
-        checker.check(["demo-001"])
+        reads.append(checker.check(["demo-001"]).read)
         events.append(f"checked with {in_flight.count} questions under way")
         done.set()
 
@@ -99,3 +105,4 @@ def test_the_checker_reads_only_when_no_question_is_under_way(services: Services
         events.append("question ended")
     thread.join(60)
     assert events == ["question ended", "checked with 0 questions under way"]
+    assert reads == [1]  # the article was read, after the question

@@ -3,7 +3,6 @@ its feed (summaries only, so every page is fetched), the articles arrive and the
 on the article that answers it."""
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from byline.server import follow_tasks
 from demo.live import ARTICLES, QUESTION, Site, register, serve
 from ingest.pipeline import Ingestor
 from ingest.writer import with_writer
-from tests.conftest import DEMO, ServerThread, free_port
+from tests.conftest import DEMO, ServerThread, free_port, wait_for
 from tests.follow.test_poller import FOLLOW
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -36,13 +35,6 @@ def live_services(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iter
     services.close()
 
 
-def _wait(what: str, probe: object, limit_s: float = 120.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not probe():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
-
-
 def test_the_live_demo_brings_its_articles_and_fires_the_watch_on_the_answer(live_services: Services) -> None:
     articles = [json.loads(line) for line in ARTICLES.read_text(encoding="utf-8").splitlines()]
     port = free_port()
@@ -56,11 +48,12 @@ def test_the_live_demo_brings_its_articles_and_fires_the_watch_on_the_answer(liv
             watch_id = watches[0]["id"]
             for published, article in enumerate(articles, start=1):
                 assert site.publish_next() == article
-                _wait(
+                wait_for(
                     f"article {published} to arrive",
                     lambda n=published: (
                         httpx.get(f"{server.url}/feeds", timeout=30).json()["feeds"][0]["health"]["total_articles"] >= n
                     ),
+                    limit_s=120.0,
                 )
             listed = httpx.get(f"{server.url}/articles", params={"limit": 100}, timeout=30).json()
             assert listed["total"] == 24 + len(articles)
@@ -70,12 +63,12 @@ def test_the_live_demo_brings_its_articles_and_fires_the_watch_on_the_answer(liv
                 assert stored["source"] == article["source"]
                 assert stored["published_at"].startswith(article["published_at"][:10])
 
-            def fired() -> list[dict[str, object]]:
+            def events_now() -> list[dict[str, object]]:
                 events = httpx.get(f"{server.url}/watches/{watch_id}/events", timeout=30).json()["events"]
                 return events if events and live_services.watches.pending() == 0 else []
 
-            _wait("the watch to fire", fired)
-            events = fired()
+            wait_for("the watch to fire", lambda: bool(events_now()), limit_s=120.0)
+            events = events_now()
             # The first Tuz Khurmatu article names the new head; the second one repeats it (no second event
             # would be wrong either, but the answer must be the new head, cited to a new article).
             assert events, "no event"

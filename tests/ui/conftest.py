@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from ingest.pipeline import Ingestor
 from ingest.writer import with_writer
 from tests.backend.api.short_answers import ShortAnswerer, answering_with
 from tests.conftest import DEMO, ServerThread
+from tests.conftest import wait_for as wait_for
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
 # A character Markdown or HTML would act on, not escaped by a backslash.
@@ -91,14 +91,6 @@ def live_api(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[
             yield server.url, services
     finally:
         services.close()
-
-
-def wait_for(what: str, done: Callable[[], bool], limit_s: float = 90.0) -> None:
-    """Poll ``done`` until it holds; fail naming ``what`` after ``limit_s``."""
-    deadline = time.monotonic() + limit_s
-    while not done():
-        assert time.monotonic() < deadline, f"{what} did not happen within {limit_s:.0f} s"
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Path, Response
 from backend.api.deps import get_services
 from backend.api.schemas import FeedHealthOut, FeedIn, FeedList, FeedOut
 from backend.core.dates import parse_datetime
-from backend.core.net import check_url, parse_networks
+from backend.core.net import checked_url
 from backend.services import Services
-from backend.store.feeds import Source, canonical_url, effective_interval_s
+from backend.store.feeds import Source, effective_interval_s
 
 router = APIRouter(tags=["feeds"])
 write_router = APIRouter(tags=["feeds"])
@@ -61,8 +61,7 @@ def list_feeds(services: Annotated[Services, Depends(get_services)]) -> FeedList
 def add_feed(body: FeedIn, services: Annotated[Services, Depends(get_services)]) -> FeedOut:
     """Follow a feed or news sitemap; it is polled within seconds, then every `interval_s`. A URL that
     resolves to a private, loopback or link-local address is refused unless the server allows the network."""
-    url = canonical_url(body.url.strip())
-    check_url(url, parse_networks(services.settings.follow.allow_networks))
+    url = checked_url(body.url, services.settings.follow.networks())
     title = body.title.strip() if body.title and body.title.strip() else None
     return feed_out(services.feeds.add(url, title, body.interval_s), services)
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from backend.api.auth import Owner
 from backend.api.deps import get_services
 from backend.api.schemas import EventList, EventOut, WatchIn, WatchList, WatchOut
-from backend.core.net import check_url, parse_networks
+from backend.core.net import check_url
 from backend.services import Services
 
 router = APIRouter(tags=["watches"])
@@ -30,7 +30,7 @@ def create_watch(body: WatchIn, services: Annotated[Services, Depends(get_servic
     event posted there is signed with it."""
     settings = services.settings
     if body.webhook_url is not None:  # the SSRF rule; checked again before every delivery
-        check_url(body.webhook_url, parse_networks(settings.follow.allow_networks))
+        check_url(body.webhook_url, settings.follow.networks())
     watch = services.watches.create(
         owner,
         body.question.strip() or body.question,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from backend.services import Services, build_services, start_watching
 from backend.settings import ApiSettings, FollowSettings, Settings, WatchSettings
 from ingest.writer import with_writer
 from tests.backend.answering.test_watch import COMMANDER, TRAM
-from tests.conftest import QARATAPA_QUESTION, ServerThread
+from tests.conftest import QARATAPA_QUESTION, ServerThread, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -65,13 +65,6 @@ class Receiver:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def _wait(what: str, done: Callable[[], bool], limit_s: float = 90.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not done():
-        assert time.monotonic() < deadline, f"{what} did not happen within {limit_s:.0f} s"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -120,7 +113,7 @@ def test_a_watch_records_an_event_delivers_it_signed_and_keeps_it_from_other_key
         posted = a.post("/articles", json={"articles": [COMMANDER, TRAM]})
         assert [r["status"] for r in posted.json()["results"]] == ["new", "new"]
         events_url = f"/watches/{watch['id']}/events"
-        _wait("the event", lambda: bool(a.get(events_url).json()["events"]))
+        wait_for("the event", lambda: bool(a.get(events_url).json()["events"]))
         [event] = a.get(events_url).json()["events"]
         assert event["watch_id"] == watch["id"] and event["read"] is False
         assert event["article"] == {
@@ -134,7 +127,7 @@ def test_a_watch_records_an_event_delivers_it_signed_and_keeps_it_from_other_key
         assert "Aram Dizayi" in short["text"] and short["sure"] is True
         cited = event["answer"]["citations"][short["n"] - 1]
         assert cited["article_id"] == COMMANDER["id"] and "Aram Dizayi" in event["answer"]["text"]
-        _wait("the checker", lambda: watching.watches.pending() == 0)
+        wait_for("the checker", lambda: watching.watches.pending() == 0)
         assert a.get(f"/watches/{filtered['id']}/events").json() == {"events": []}  # another outlet
 
         mine = {w["id"]: w for w in a.get("/watches").json()["watches"]}
@@ -147,14 +140,14 @@ def test_a_watch_records_an_event_delivers_it_signed_and_keeps_it_from_other_key
         assert a.get(events_url).json()["events"][0]["read"] is True and a.get("/watches").json()["unread"] == 1
 
         # The webhooks: one delivery, verified; the flaky receiver gets the event on its third attempt.
-        _wait("the delivery", lambda: len(good.got) == 1 and len(flaky.got) == 3, limit_s=30)
+        wait_for("the delivery", lambda: len(good.got) == 1 and len(flaky.got) == 3, limit_s=30)
         headers, body, verified = good.got[0]
         assert verified and headers[EVENT_HEADER] == event["id"]
         delivered = json.loads(body)
         assert delivered["article"]["id"] == COMMANDER["id"] and delivered["answer"]["text"] == event["answer"]["text"]
         assert all(ok for _, _, ok in flaky.got) and len({h[EVENT_HEADER] for h, _, _ in flaky.got}) == 1
         flaky_event = json.loads(flaky.got[0][1])["id"]
-        _wait("the delivery recorded", lambda: (watching.watches.delivery(flaky_event) or (0,))[0] == 3)
+        wait_for("the delivery recorded", lambda: (watching.watches.delivery(flaky_event) or (0,))[0] == 3)
         attempts, next_at, error, delivered_at = watching.watches.delivery(flaky_event) or (0, None, None, None)
         assert (attempts, next_at, error) == (3, None, None) and delivered_at
         time.sleep(0.3)
