@@ -131,7 +131,7 @@ RETRIEVERS = ("dense", "bm25", "hybrid", "news")
 
 
 def build_lexical(settings: Settings) -> LexicalIndex:
-    return LexicalIndex(settings.lexical_db)
+    return LexicalIndex(database_for(settings, settings.lexical_db))
 
 
 def retrieval_settings(spec: str, base: RetrievalSettings) -> tuple[str, RetrievalSettings]:

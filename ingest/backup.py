@@ -103,9 +103,12 @@ def _count(db_path: Path, sql: str) -> int | None:
 def archive_counts(data_dir: Path, settings: Settings) -> dict[str, int]:
     """What the archive in ``data_dir`` holds, read from its files without opening Chroma (which writes)."""
     where = settings.model_copy(update={"data_dir": data_dir})
+    chunks = _count(where.lexical_db, "SELECT COUNT(*) FROM lexical_docs")
+    if chunks is None:  # a BM25 index not opened since its tables were renamed (the lexical_0001 migration)
+        chunks = _count(where.lexical_db, "SELECT COUNT(*) FROM docs")
     found = {
         "articles": _count(where.articles_db, "SELECT COUNT(*) FROM articles"),
-        "chunks": _count(where.lexical_db, "SELECT COUNT(*) FROM docs"),
+        "chunks": chunks,
         "vectors": _count(where.chroma_dir / "chroma.sqlite3", "SELECT COUNT(*) FROM embeddings"),
         "conversations": _count(where.sessions_db, "SELECT COUNT(*) FROM sessions"),
         "feedback": _count(where.sessions_db, "SELECT COUNT(*) FROM feedback"),

@@ -23,6 +23,7 @@ from backend.core.protocols import ArticleStore, Embedder, LexicalStore, VectorS
 from backend.core.types import Article, Removal
 from backend.settings import Settings
 from backend.store.articles import ArticleRecord, Copy
+from backend.store.db import database_for
 from backend.store.lexical import LexicalIndex
 from ingest.apply import PENDING, Writes, apply, article_extra, delete_articles, sync_lexical, sync_signatures
 from ingest.chunking import chunk_article
@@ -76,7 +77,7 @@ class Ingestor:
         self._embedder = embedder
         self._store = store
         self._registry = registry
-        self._lexical = lexical or LexicalIndex(settings.lexical_db)
+        self._lexical = lexical or LexicalIndex(database_for(settings, settings.lexical_db))
 
     @property
     def _pending(self) -> Path:

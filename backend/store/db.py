@@ -4,11 +4,12 @@ The embedded default (``database_url`` unset) keeps today's files, each its own 
 per call (no pool, so nothing holds a file open between calls), foreign keys on, WAL so that readers go on
 while one writer commits. With ``database_url`` every store shares one pooled engine per process on the
 PostgreSQL database, which many API replicas share too. The stores are written once in SQLAlchemy Core;
-what differs between the two dialects (the upsert) is chosen here, in one place.
+what differs between the two dialects (the upsert, a group's values joined into one string, a writer's lock)
+is chosen here, in one place.
 
 Each store brings its tables up to date when it is opened (``Database.migrate``): Alembic, one migration
-environment with a branch per store (``sessions``, ``feeds``, ``watches``), so a SQLite file holds its own
-store's tables and version while PostgreSQL holds them all.
+environment with a branch per store (``sessions``, ``feeds``, ``watches``, ``lexical``), so a SQLite file
+holds its own store's tables and version while PostgreSQL holds them all.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, Table, event, exc
+from sqlalchemy import ColumnElement, Connection, Engine, Table, event, exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.pool import NullPool
@@ -35,7 +36,7 @@ from sqlalchemy.pool import NullPool
 from backend.core.errors import StoreUnavailable
 from backend.settings import Settings
 
-Branch = Literal["sessions", "feeds", "watches"]
+Branch = Literal["sessions", "feeds", "watches", "lexical"]
 Insert = postgresql.Insert | sqlite_dialect.Insert
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -65,11 +66,36 @@ class Database:
         """An INSERT that can say what to do on a conflict (``on_conflict_do_update``/``_do_nothing``)."""
         return postgresql.insert(table) if self.shared else sqlite_dialect.insert(table)
 
+    def joined(self, value: ColumnElement[int]) -> ColumnElement[str]:
+        """An aggregate of a group's values as one comma-separated string (SQLite's group_concat)."""
+        if self.shared:
+            return sa.func.string_agg(sa.cast(value, sa.Text), ",")
+        return sa.func.group_concat(value)
+
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A connection in one transaction: committed on success, rolled back on error."""
         with self._reachable(), self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def exclusive(self, key: int, wait_s: float = _SQLITE_TIMEOUT_S) -> Iterator[Connection]:
+        """A transaction that holds a writer's lock from its start, so writers of one store go one at a time
+        and each re-reads what the previous one committed: SQLite's write lock (BEGIN IMMEDIATE, waiting up to
+        ``wait_s`` for another writer), or PostgreSQL's advisory transaction lock ``key`` (waited for as long
+        as its holder takes: a reader is never blocked by it, so a long writer holds back only writers)."""
+        with self._reachable(), self.engine.connect() as connection:
+            if self.shared:
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            else:
+                connection.exec_driver_sql(f"PRAGMA busy_timeout = {round(wait_s * 1000)}")
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
 
     @contextmanager
     def _reachable(self) -> Iterator[None]:

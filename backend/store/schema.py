@@ -9,6 +9,7 @@ and a file written before this layer reads the same.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     Float,
@@ -138,4 +139,35 @@ deliveries = Table(
     Column("last_error", Text),
     Column("delivered_at", Text),
     Index("deliveries_due", "next_attempt_at"),
+)
+
+# The BM25 index (backend/store/lexical.py): `lexical.sqlite3`. Named lexical_* so that in the one shared
+# database they cannot meet another store's tables (the article registry keeps a `meta` of its own).
+# Postings name a chunk by its integer `doc`, never reused (AUTOINCREMENT on SQLite, a sequence on PostgreSQL).
+lexical_docs = Table(
+    "lexical_docs",
+    metadata,
+    Column("doc", Integer, primary_key=True, autoincrement=True),
+    Column("chunk_id", Text, nullable=False, unique=True),
+    Column("article_id", Text, nullable=False),
+    Column("length", Integer, nullable=False),
+    Column("published_ts", BigInteger, nullable=False),
+    Column("dated", Integer, nullable=False),
+    Column("source_key", Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+lexical_postings = Table(
+    "lexical_postings",
+    metadata,
+    Column("term", Text, primary_key=True),
+    Column("doc", Integer, primary_key=True),
+    Column("tf", Integer, nullable=False),
+    Index("lexical_postings_doc", "doc"),
+    sqlite_with_rowid=False,
+)
+lexical_meta = Table(
+    "lexical_meta",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Integer, nullable=False),
 )

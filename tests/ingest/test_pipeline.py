@@ -133,7 +133,7 @@ def test_an_index_of_another_analyzer_is_rebuilt_when_services_start_and_when_an
 
     def age() -> None:
         with sqlite3.connect(settings.lexical_db) as db:
-            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'analyzer'")
+            db.execute("UPDATE lexical_meta SET value = value + 1 WHERE key = 'analyzer'")
 
     age()
     with pytest.raises(IndexStale):

@@ -51,7 +51,7 @@ def read_state(data_dir: Path) -> dict[str, Any]:
     prints = (vectors @ directions).round(5).tolist() if directions is not None else []
     fingerprints = dict(zip(stored["ids"], prints, strict=True))
     with sqlite3.connect(f"file:{settings.lexical_db}?mode=ro", uri=True) as db:
-        lexical = sorted(r[0] for r in db.execute("SELECT chunk_id FROM docs"))
+        lexical = sorted(r[0] for r in db.execute("SELECT chunk_id FROM lexical_docs"))
     with sqlite3.connect(f"file:{settings.articles_db}?mode=ro", uri=True) as db:
         rows = db.execute("SELECT id, content_hash, cluster_id, chunks FROM articles").fetchall()
         copies = dict(db.execute("SELECT copy_id, article_id FROM copies").fetchall())

@@ -18,11 +18,12 @@ from pydantic import SecretStr, ValidationError
 from backend.answering.feedback import FeedbackStore
 from backend.answering.sessions import SessionStore
 from backend.core.errors import StoreUnavailable
-from backend.core.types import Turn
+from backend.core.types import Chunk, SearchQuery, Turn
 from backend.settings import Settings
 from backend.store import schema
 from backend.store.db import Branch, Database, database_for, shared_database, sqlite_database
 from backend.store.feeds import FeedStore
+from backend.store.lexical import LexicalIndex
 from backend.store.watches import WatchStore
 from tests.conftest import free_port
 from tests.postgres import PostgresServer
@@ -72,17 +73,34 @@ BEFORE_MIGRATIONS = {
         INSERT INTO watches VALUES ('w1', 'k', 'Who?', '{"sources": []}', NULL, NULL, '2026-11-01T00:00:00+00:00');
         INSERT INTO pending (article_id, queued_at) VALUES ('a1', '2026-11-01T00:00:00+00:00');
     """,
+    # Docs 6 and 7 were written and deleted since: their numbers are never given again.
+    "lexical": """
+        CREATE TABLE docs (doc INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id TEXT NOT NULL UNIQUE,
+            article_id TEXT NOT NULL, length INTEGER NOT NULL, published_ts INTEGER NOT NULL, dated INTEGER NOT NULL,
+            source_key TEXT NOT NULL);
+        CREATE TABLE postings (term TEXT NOT NULL, doc INTEGER NOT NULL, tf INTEGER NOT NULL,
+            PRIMARY KEY (term, doc)) WITHOUT ROWID;
+        CREATE INDEX postings_doc ON postings(doc);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO meta VALUES ('version', 12), ('analyzer', 1);
+        INSERT INTO docs VALUES (5, 'a:0', 'a', 3, 1696377600, 1, 'northern-dispatch');
+        UPDATE sqlite_sequence SET seq = 7 WHERE name = 'docs';
+        INSERT INTO postings VALUES ('qaratapa', 5, 2), ('sector', 5, 1);
+    """,
 }
 BRANCH_TABLES: dict[Branch, set[str]] = {
     "sessions": {"sessions", "turns", "feedback"},
     "feeds": {"sources", "items"},
     "watches": {"watches", "pending", "events", "deliveries"},
+    "lexical": {"lexical_docs", "lexical_postings", "lexical_meta"},
 }
 OPENERS: dict[Branch, Callable[[Path | Database], object]] = {
     "sessions": SessionStore,
     "feeds": FeedStore,
     "watches": WatchStore,
+    "lexical": LexicalIndex,
 }
+HEADS = {f"{branch}_0001" for branch in BRANCH_TABLES}
 
 
 def _versions(engine: sa.Engine) -> set[str]:
@@ -113,6 +131,14 @@ def test_files_made_before_migrations_are_upgraded_in_place_and_their_rows_kept(
     assert feeds.get("s1").next_at == 5.0 and feeds.unseen(["https://e.org/a"]) == {}
     watches = WatchStore(tmp_path / "watches.sqlite3")
     assert [w.id for w in watches.owned("k")] == ["w1"] and [a for _, a in watches.claim(10)] == ["a1"]
+    lexical = LexicalIndex(tmp_path / "lexical.sqlite3")
+    assert lexical.version() == 12 and lexical.analyzer_version() == 1  # renamed, not rewritten: no reload
+    assert [cid for cid, _ in lexical.search(SearchQuery("Qaratapa sector"), 10)] == ["a:0"]
+    lexical.add([Chunk(id="b:0", article_id="b", position=0, text="Qaratapa again")])
+    with sqlite3.connect(tmp_path / "lexical.sqlite3") as db:
+        assert db.execute("SELECT doc, chunk_id FROM lexical_docs ORDER BY doc").fetchall() == [(5, "a:0"), (8, "b:0")]
+        names = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    assert "lexical_postings_doc" in names and not names & {"docs", "postings", "meta", "postings_doc"}
     for branch, tables in BRANCH_TABLES.items():
         engine = sqlite_database(tmp_path / f"{branch}.sqlite3").engine
         assert _versions(engine) == {f"{branch}_0001"}
@@ -140,7 +166,7 @@ def test_one_postgresql_database_holds_every_store_at_its_newest_revision(postgr
     database = shared_database(postgres_url)
     for opener in OPENERS.values():
         opener(database)
-    assert _versions(database.engine) == {"sessions_0001", "feeds_0001", "watches_0001"}
+    assert _versions(database.engine) == HEADS
     assert _schema_differences(database.engine, set().union(*BRANCH_TABLES.values())) == []
 
 
@@ -167,7 +193,7 @@ def _migrate_at_once(databases: list[Database]) -> None:
 def test_processes_starting_together_on_one_sqlite_file_migrate_once(tmp_path: Path) -> None:
     path = tmp_path / "all.sqlite3"
     _migrate_at_once([sqlite_database(path) for _ in range(4)])
-    assert _versions(sqlite_database(path).engine) == {"sessions_0001", "feeds_0001", "watches_0001"}
+    assert _versions(sqlite_database(path).engine) == HEADS
 
 
 @pytest.mark.integration
@@ -175,7 +201,7 @@ def test_replicas_starting_together_on_postgresql_migrate_once(postgres_url: str
     engines = [sa.create_engine(postgres_url) for _ in range(4)]
     try:
         _migrate_at_once([Database(engine) for engine in engines])
-        assert _versions(engines[0]) == {"sessions_0001", "feeds_0001", "watches_0001"}
+        assert _versions(engines[0]) == HEADS
     finally:
         for engine in engines:
             engine.dispose()

@@ -1,10 +1,11 @@
-"""What is the SQLite index's own: the upgrade of an old file, snapshots, postings read once. What every
+"""What is the index's own: the upgrade of an old SQLite file, snapshots, postings read once. What every
 lexical store does is in ``tests/contracts/lexical_store.py``."""
 
 import sqlite3
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,7 +61,7 @@ def test_an_index_of_another_analyzer_is_never_queried_and_is_rebuilt_once(tmp_p
     expected = index.search(SearchQuery("Which commander ordered the store closure?"), 10)
     assert {cid for cid, _ in expected} == {"a:0", "b:0"}
     with sqlite3.connect(path) as db:  # as if written by another Byline
-        db.execute("UPDATE meta SET value = ? WHERE key = 'analyzer'", (ANALYZER_VERSION + 1,))
+        db.execute("UPDATE lexical_meta SET value = ? WHERE key = 'analyzer'", (ANALYZER_VERSION + 1,))
     reopened = LexicalIndex(path)
     assert reopened.stale
     with pytest.raises(IndexStale):
@@ -87,7 +88,7 @@ def test_a_snapshot_ignores_docs_written_after_it_and_doc_numbers_are_never_reus
     ((rows, _),) = index._postings(snapshot, content_terms("ferry"))
     assert sorted(snapshot.ids[r] for r in rows) == ["a:0"]
     with sqlite3.connect(tmp_path / "lexical.sqlite3") as db:
-        numbers = [r[0] for r in db.execute("SELECT doc FROM docs ORDER BY doc")]
+        numbers = [r[0] for r in db.execute("SELECT doc FROM lexical_docs ORDER BY doc")]
     assert numbers == [1, 3, 4]
     assert {cid for cid, _ in index.search(SearchQuery("ferry"), 10)} == {"a:0", "b:0", "c:0"}
 
@@ -97,13 +98,13 @@ def test_a_question_reads_its_new_terms_through_one_connection(tmp_path: Path) -
     index.add([_chunk("a:0", "ferry timetable harbour"), _chunk("b:0", "ferry fares")])
     index.warm()
     opened = []
-    connect = index._connect
+    reading = index._reading
 
-    def counting() -> AbstractContextManager[sqlite3.Connection]:
+    def counting() -> AbstractContextManager[Any]:
         opened.append(1)
-        return connect()
+        return reading()
 
-    index._connect = counting  # type: ignore[method-assign]
+    index._reading = counting  # type: ignore[method-assign]
     first = index.search(SearchQuery("ferry timetable harbour fares"), 10)
     assert len(opened) == 2  # the version check, then the four terms' postings
     assert index.search(SearchQuery("ferry timetable harbour fares"), 10) == first
