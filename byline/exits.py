@@ -32,8 +32,14 @@ EXIT_CODES: dict[type[Exception], int] = {
 
 
 def exit_code(exc: BaseException) -> int | None:
-    """The status for ``exc``: its nearest class in the table, or None for an error the table does not know."""
-    return next((EXIT_CODES[cls] for cls in type(exc).__mro__ if cls in EXIT_CODES), None)
+    """The status for ``exc``: its nearest class in the table, or None for an error the table does not know.
+    An error of the stores written in SQLAlchemy has the status of the driver's error it wraps (``orig``):
+    SQLite's full disk is one failure whichever layer reports it."""
+    found = next((EXIT_CODES[cls] for cls in type(exc).__mro__ if cls in EXIT_CODES), None)
+    wrapped = getattr(exc, "orig", None)
+    if found is None and isinstance(wrapped, BaseException):
+        return exit_code(wrapped)
+    return found
 
 
 def tell(exc: BaseException, data_dir: Path | None = None) -> None:

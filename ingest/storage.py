@@ -1,8 +1,8 @@
 """A failed write told apart from other failures, and said in words a person can act on.
 
-An ``OSError`` says what happened by its errno and SQLite by its result code; Chroma says it only in
-words (as vague as "Error in compaction"), so for Chroma, and for a SQLite error made by hand, what is said
-is backed by a look at the directory itself.
+An ``OSError`` says what happened by its errno and SQLite by its result code (under SQLAlchemy's wrapper, for
+the stores written in it); Chroma says it only in words (as vague as "Error in compaction"), so for Chroma, and
+for a SQLite error made by hand, what is said is backed by a look at the directory itself.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from chromadb.errors import ChromaError
+from sqlalchemy.exc import DBAPIError
 
 from ingest.errors import ArchiveWriteError
 
@@ -38,6 +39,8 @@ _LOW_SPACE = 1 << 20
 
 def storage_problem(exc: BaseException, data_dir: Path) -> str | None:
     """What stopped a write, in words, or None when ``exc`` is not a storage failure."""
+    if isinstance(exc, DBAPIError) and isinstance(exc.orig, sqlite3.Error):
+        exc = exc.orig  # SQLite's own error, with its result code and without the statement
     if isinstance(exc, OSError):
         inside = exc.filename is None or Path(str(exc.filename)).resolve().is_relative_to(data_dir.resolve())
         if exc.errno not in _OS_REASONS or not inside:  # an input file's trouble, not the archive's
@@ -74,7 +77,7 @@ def storage_errors(data_dir: Path) -> Iterator[None]:
     """Turn a failed write into ``ArchiveWriteError`` with a reason a person can act on."""
     try:
         yield
-    except (OSError, sqlite3.Error, ChromaError) as exc:
+    except (OSError, sqlite3.Error, DBAPIError, ChromaError) as exc:
         reason = storage_problem(exc, data_dir)
         if reason is None:
             raise

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy.exc
 import typer
 from typer.testing import CliRunner
 
@@ -31,6 +32,8 @@ EXPECTED: list[tuple[Exception, int]] = [
     (ArticleNotFoundError("no article"), 1),
     (OSError(errno.ENOSPC, "No space left on device"), 1),
     (sqlite3.OperationalError("database or disk is full"), 1),
+    # As a store written in SQLAlchemy raises it.
+    (sqlalchemy.exc.OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full")), 1),
 ]
 
 

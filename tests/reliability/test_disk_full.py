@@ -268,6 +268,8 @@ def test_storage_failures_are_told_apart_from_input_trouble(tmp_path: Path) -> N
     import errno
     import sqlite3
 
+    import sqlalchemy.exc
+
     from ingest.pipeline import storage_problem
 
     data = tmp_path / "data"
@@ -278,4 +280,6 @@ def test_storage_failures_are_told_apart_from_input_trouble(tmp_path: Path) -> N
     assert storage_problem(outside, data) is None  # an input file's trouble, not the archive's
     said = storage_problem(sqlite3.OperationalError("attempt to write a readonly database"), data)
     assert said is not None and said.startswith("the data directory is read-only")
+    wrapped = sqlalchemy.exc.OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+    assert storage_problem(wrapped, data) == storage_problem(wrapped.orig, data)  # a store in SQLAlchemy
     assert storage_problem(ValueError("bad record"), data) is None
