@@ -1,17 +1,23 @@
-"""What is the index's own: the upgrade of an old SQLite file, snapshots, postings read once. What every
+"""What is the index's own: the upgrade of an old SQLite file, snapshots, postings read once, handles in other
+processes (API replicas on PostgreSQL) that see each other's writes and rebuild a stale index once. What every
 lexical store does is in ``tests/contracts/lexical_store.py``."""
 
 import sqlite3
-from contextlib import AbstractContextManager
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from backend.core.errors import IndexStale
 from backend.core.text import ANALYZER_VERSION, content_terms
 from backend.core.types import Chunk, SearchQuery
+from backend.store.db import Database, sqlite_database
 from backend.store.lexical import LexicalIndex
 
 
@@ -110,3 +116,65 @@ def test_a_question_reads_its_new_terms_through_one_connection(tmp_path: Path) -
     assert index.search(SearchQuery("ferry timetable harbour fares"), 10) == first
     assert len(opened) == 3  # postings from memory: only the version check
     assert [cid for cid, _ in first] == ["a:0", "b:0"]
+
+
+@contextmanager
+def _handles(where: Path | str, n: int) -> Iterator[list[LexicalIndex]]:
+    """``n`` handles on one index as separate processes hold them: each its own engine (a SQLite file, or a
+    PostgreSQL database as API replicas share it)."""
+    databases = [
+        sqlite_database(where) if isinstance(where, Path) else Database(sa.create_engine(where)) for _ in range(n)
+    ]
+    try:
+        yield [LexicalIndex(database) for database in databases]
+    finally:
+        for database in databases:
+            database.engine.dispose()
+
+
+@pytest.mark.integration
+def test_two_replicas_on_postgresql_see_each_others_writes_at_once(postgres_url: str) -> None:
+    with _handles(postgres_url, 2) as (a, b):
+        a.warm()
+        b.warm()
+        b.add([_chunk("a:0", "Mardan Salih commands the Qaratapa sector."), _chunk("b:0", "The sector was calm.")])
+        assert [cid for cid, _ in a.search(SearchQuery("Qaratapa sector"), 10)] == ["a:0", "b:0"]
+        a.delete(["a:0"])
+        assert [cid for cid, _ in b.search(SearchQuery("Qaratapa sector"), 10)] == ["b:0"]
+        a.rebuild([_chunk("c:0", "Ferry timetable for the harbour.")])
+        assert b.ids() == {"c:0"} and [cid for cid, _ in b.search(SearchQuery("ferry"), 10)] == ["c:0"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_processes_that_find_the_index_stale_together_rebuild_it_once(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The first rebuilds; the others wait for its transaction (SQLite's write lock, PostgreSQL's advisory
+    lock), then find the index current."""
+    where = tmp_path / "lexical.sqlite3" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    read: list[int] = []
+    done: list[bool] = []
+
+    def source() -> list[Chunk]:
+        read.append(1)
+        time.sleep(0.5)  # the others meanwhile wait for the lock
+        return [_chunk("a:0", "ferry timetable")]
+
+    with _handles(where, 3) as handles:
+        handles[0].add([_chunk("a:0", "ferry timetable")])
+        with handles[0]._writing() as db:  # as if written by another Byline
+            db.execute(sa.text("UPDATE lexical_meta SET value = value + 1 WHERE key = 'analyzer'"))
+        assert all(h.stale for h in handles)
+        start = threading.Barrier(len(handles))
+
+        def ensure(index: LexicalIndex) -> None:
+            start.wait()
+            done.append(index.ensure_current(source))
+
+        threads = [threading.Thread(target=ensure, args=(h,)) for h in handles]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert sorted(done) == [False, False, True] and read == [1]
+        assert all(not h.stale and h.ids() == {"a:0"} for h in handles)
