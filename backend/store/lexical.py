@@ -39,7 +39,7 @@ from backend.core.errors import IndexStale
 from backend.core.text import ANALYZER_VERSION, content_terms, source_key, source_keys
 from backend.core.types import Chunk, SearchQuery
 from backend.store import schema
-from backend.store.db import Database, opened
+from backend.store.db import Database, insert_rows, opened
 
 # Indexes written before the analyzer was recorded were made by its first version (five English suffixes).
 _FIRST_ANALYZER = 1
@@ -288,13 +288,8 @@ def _write(db: Connection, batch: dict[str, tuple[Chunk, Counter[str]]]) -> None
         ],
     )
     doc_of = dict(db.execute(sa.select(docs.c.chunk_id, docs.c.doc).where(docs.c.chunk_id.in_(ids))).all())
-    postings = [
-        {"term": term, "doc": doc_of[chunk_id], "tf": n}
-        for chunk_id, (_, counts) in batch.items()
-        for term, n in counts.items()
-    ]
-    if postings:
-        db.execute(sa.insert(schema.lexical_postings), postings)
+    postings = [(term, doc_of[chunk_id], n) for chunk_id, (_, counts) in batch.items() for term, n in counts.items()]
+    insert_rows(db, schema.lexical_postings, postings)
 
 
 def _remove(db: Connection, chunk_ids: Sequence[str]) -> None:
