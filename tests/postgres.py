@@ -4,6 +4,8 @@ listening on loopback only, started once per test session and removed at its end
 PostgreSQL refuses to run as root, and the tests may run as root (CI, containers): the cluster then runs as
 the ``postgres`` user (``nobody`` where there is none) in a directory handed to it. Where no server can be
 found or started, ``PostgresServer.start`` raises ``Unavailable`` saying why, and the tests that need it skip.
+
+It imports nothing of the test suite, so a benchmark starts one too (``bench.lexical_backends``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,12 @@ import os
 import pwd
 import shlex
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import psycopg
-
-from tests.conftest import free_port
 
 USER = "byline"
 
@@ -43,7 +44,7 @@ def server_binaries() -> Path:
 class PostgresServer:
     def __init__(self) -> None:
         self.bin = server_binaries()
-        self.port = free_port()
+        self.port = _free_port()
         self._owner = _unprivileged_user() if os.geteuid() == 0 else None
         self.root = Path(tempfile.mkdtemp(prefix="byline-pg-"))
         if self._owner is not None:
@@ -85,6 +86,12 @@ class PostgresServer:
         if done.returncode != 0:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             raise Unavailable(f"{program} failed ({done.returncode}): {done.stderr.strip()[-2000:]} {log}".strip())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _unprivileged_user() -> pwd.struct_passwd:
