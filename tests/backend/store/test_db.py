@@ -25,7 +25,7 @@ from backend.store.db import Branch, Database, database_for, shared_database, sq
 from backend.store.feeds import FeedStore
 from backend.store.watches import WatchStore
 from tests.conftest import free_port
-from tests.postgres import PostgresServer
+from demo.postgres import PostgresServer
 
 # The files as the stores wrote them before migrations existed (their CREATE statements, frozen here).
 BEFORE_MIGRATIONS = {

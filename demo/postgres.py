@@ -1,9 +1,10 @@
-"""A real PostgreSQL for the tests: Debian's server binaries, a cluster initialised in a temporary directory,
-listening on loopback only, started once per test session and removed at its end.
+"""A real PostgreSQL on this machine: Debian's server binaries, a cluster initialised in a temporary directory,
+listening on loopback only. The tests start one per session (removed at its end); ``make cluster`` starts one
+for its replicas.
 
 PostgreSQL refuses to run as root, and the tests may run as root (CI, containers): the cluster then runs as
 the ``postgres`` user (``nobody`` where there is none) in a directory handed to it. Where no server can be
-found or started, ``PostgresServer.start`` raises ``Unavailable`` saying why, and the tests that need it skip.
+found or started, ``PostgresServer.start`` raises ``Unavailable`` saying why: the tests that need it skip.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import os
 import pwd
 import shlex
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import psycopg
-
-from tests.conftest import free_port
 
 USER = "byline"
 
@@ -70,9 +70,9 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self) -> str:
-        """A new, empty database on the cluster (one per test); its URL."""
-        name = f"test_{next(self._databases)}"
+    def create_database(self, name: str | None = None) -> str:
+        """A new, empty database on the cluster (by default one per test, numbered); its URL."""
+        name = name or f"test_{next(self._databases)}"
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user={USER} dbname=postgres", autocommit=True) as db:
             db.execute(f"CREATE DATABASE {name}")
         return self.url(name)
@@ -85,6 +85,12 @@ class PostgresServer:
         if done.returncode != 0:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             raise Unavailable(f"{program} failed ({done.returncode}): {done.stderr.strip()[-2000:]} {log}".strip())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _unprivileged_user() -> pwd.struct_passwd:
