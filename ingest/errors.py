@@ -55,5 +55,12 @@ class BackupError(BylineError):
     title = "Conflict"
 
 
+class TransferError(BylineError):
+    """An archive's state cannot be moved into the database: none configured, or it already holds an archive."""
+
+    status = 409
+    title = "Conflict"
+
+
 class TuneError(BylineError):
     """Tuning cannot start: too few articles, or the training extras are missing."""
