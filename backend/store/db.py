@@ -4,11 +4,12 @@ The embedded default (``database_url`` unset) keeps today's files, each its own 
 per call (no pool, so nothing holds a file open between calls), foreign keys on, WAL so that readers go on
 while one writer commits. With ``database_url`` every store shares one pooled engine per process on the
 PostgreSQL database, which many API replicas share too. The stores are written once in SQLAlchemy Core;
-what differs between the two dialects (the upsert) is chosen here, in one place.
+what differs between the two dialects (the upsert, the integrity check, the advisory locks) is chosen here, in
+one place.
 
 Each store brings its tables up to date when it is opened (``Database.migrate``): Alembic, one migration
-environment with a branch per store (``sessions``, ``feeds``, ``watches``), so a SQLite file holds its own
-store's tables and version while PostgreSQL holds them all.
+environment with a branch per store (``sessions``, ``feeds``, ``watches``, ``articles``), so a SQLite file holds
+its own store's tables and version while PostgreSQL holds them all.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -35,7 +36,7 @@ from sqlalchemy.pool import NullPool
 from backend.core.errors import StoreUnavailable
 from backend.settings import Settings
 
-Branch = Literal["sessions", "feeds", "watches"]
+Branch = Literal["sessions", "feeds", "watches", "articles"]
 Insert = postgresql.Insert | sqlite_dialect.Insert
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -45,6 +46,8 @@ _MIGRATION_LOCK = 0x42594C494E45
 _CONNECT_TIMEOUT_S = 5
 _SQLITE_TIMEOUT_S = 30.0
 _WAL_ATTEMPTS = 200  # 10 s
+# A lock holder's session: probed after 30 s of silence, given up after three unanswered probes 10 s apart.
+_LOCK_KEEPALIVES = (("tcp_keepalives_idle", 30), ("tcp_keepalives_interval", 10), ("tcp_keepalives_count", 3))
 
 _shared: dict[str, Database] = {}
 _shared_lock = threading.Lock()
@@ -61,9 +64,55 @@ class Database:
         """Whether this is the database server many processes share (PostgreSQL), not a local file."""
         return self.engine.dialect.name == "postgresql"
 
+    def __str__(self) -> str:
+        """Where the tables are, for messages: the SQLite file, or the PostgreSQL database and its server (never
+        the password)."""
+        url = self.engine.url
+        if self.shared:
+            return f"the PostgreSQL database {url.database} on {url.host}:{url.port or 5432}"
+        return str(url.database)
+
     def insert(self, table: Table) -> Insert:
         """An INSERT that can say what to do on a conflict (``on_conflict_do_update``/``_do_nothing``)."""
         return postgresql.insert(table) if self.shared else sqlite_dialect.insert(table)
+
+    def intact(self, tables: Sequence[Table]) -> bool:
+        """Whether the tables read back whole: SQLite's integrity check of the file; on PostgreSQL, which checks
+        its own pages, every row of each table read (a damaged page fails the read). A PostgreSQL that does not
+        answer is ``StoreUnavailable``, not damage."""
+        try:
+            with self.begin() as connection:
+                if not self.shared:
+                    return connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+                for table in tables:
+                    connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+        except exc.DatabaseError:
+            return False
+        return True
+
+    def advisory_lock(self, key: int) -> Connection | None:
+        """PostgreSQL's session advisory lock ``key``, taken now or not at all, on a connection of its own: that
+        connection while the lock is held (closing it lets the lock go), None where another session holds it.
+
+        The connection leaves the pool, so closing it ends its session and no pooled user inherits a held lock;
+        it runs in autocommit, so no transaction stays open as long as the lock (which would hold vacuum back).
+        PostgreSQL drops the lock with the session: at once when its holder dies (the kernel closes the
+        socket), and, by the short keepalives set here, within about a minute when its machine vanishes."""
+        assert self.shared, "advisory locks are PostgreSQL's"
+        with self._reachable():
+            connection = self.engine.connect()
+            try:
+                connection.detach()
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+                for setting, value in _LOCK_KEEPALIVES:
+                    connection.exec_driver_sql(f"SET {setting} = {value}")
+                if connection.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
+                    return connection
+            except BaseException:
+                connection.close()
+                raise
+        connection.close()
+        return None
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

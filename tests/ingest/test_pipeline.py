@@ -154,9 +154,9 @@ def test_an_archive_signed_by_another_minhash_is_re_signed_before_an_ingest_comp
     assert registry.signature_version() == MINHASH_VERSION
     signed = registry.signed_ids()
     with sqlite3.connect(settings.articles_db) as db:  # as an older Byline left it
-        db.execute("UPDATE meta SET value = 1 WHERE key = 'minhash'")
+        db.execute("UPDATE article_meta SET value = 1 WHERE key = 'minhash'")
         db.execute("UPDATE articles SET signature = ?", (np.zeros(128, dtype=np.uint32).tobytes(),))
-        db.execute("DELETE FROM lsh")
+        db.execute("DELETE FROM article_lsh")
     first = signed[0]
     record = registry.get([first])[first]
     text = services.store.article_text(first)
