@@ -46,6 +46,7 @@ _MIGRATION_LOCK = 0x42594C494E45
 _CONNECT_TIMEOUT_S = 5
 _SQLITE_TIMEOUT_S = 30.0
 _WAL_ATTEMPTS = 200  # 10 s
+_LOCK_RETRY_S = 0.05
 # A lock holder's session: probed after 30 s of silence, given up after three unanswered probes 10 s apart.
 _LOCK_KEEPALIVES = (("tcp_keepalives_idle", 30), ("tcp_keepalives_interval", 10), ("tcp_keepalives_count", 3))
 
@@ -90,29 +91,34 @@ class Database:
             return False
         return True
 
-    def advisory_lock(self, key: int) -> Connection | None:
-        """PostgreSQL's session advisory lock ``key``, taken now or not at all, on a connection of its own: that
-        connection while the lock is held (closing it lets the lock go), None where another session holds it.
+    def advisory_lock(self, key: int, wait_s: float = 0.0) -> Connection | None:
+        """PostgreSQL's session advisory lock ``key``, tried until ``wait_s`` has passed (once by default), on a
+        connection of its own: that connection while the lock is held (closing it lets the lock go), None where
+        another session holds it.
 
         The connection leaves the pool, so closing it ends its session and no pooled user inherits a held lock;
         it runs in autocommit, so no transaction stays open as long as the lock (which would hold vacuum back).
         PostgreSQL drops the lock with the session: at once when its holder dies (the kernel closes the
         socket), and, by the short keepalives set here, within about a minute when its machine vanishes."""
         assert self.shared, "advisory locks are PostgreSQL's"
+        deadline = time.monotonic() + wait_s
         with self._reachable():
             connection = self.engine.connect()
             try:
-                connection.detach()
                 connection.execution_options(isolation_level="AUTOCOMMIT")
+                connection.detach()
                 for setting, value in _LOCK_KEEPALIVES:
                     connection.exec_driver_sql(f"SET {setting} = {value}")
-                if connection.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar():
-                    return connection
+                trying = sa.text("SELECT pg_try_advisory_lock(:key)").bindparams(key=key)
+                while not connection.execute(trying).scalar():
+                    if time.monotonic() >= deadline:
+                        connection.close()
+                        return None
+                    time.sleep(_LOCK_RETRY_S)
             except BaseException:
                 connection.close()
                 raise
-        connection.close()
-        return None
+        return connection
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

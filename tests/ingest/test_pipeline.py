@@ -115,9 +115,9 @@ def test_a_changed_article_replaces_its_chunks(services: Services, settings: Set
 
 def test_a_second_writer_fails_at_once_with_a_clear_message(settings: Settings) -> None:
     with (
-        writer_lock(settings.data_dir),
+        writer_lock(settings),
         pytest.raises(WriterBusyError, match="another ingest"),
-        writer_lock(settings.data_dir),
+        writer_lock(settings),
     ):
         pass
 
