@@ -335,7 +335,7 @@ def follow(
     settings = _local_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     with _writing(settings.data_dir):
-        held = follow_lock(settings.data_dir)
+        held = follow_lock(settings)
         if held is None:
             raise FollowerBusy(
                 "another Byline process (a server, or `byline follow`) polls this archive's sources already"
@@ -364,11 +364,11 @@ def follow(
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, lambda *_: stop.set())
             typer.echo(f"following {len(services.feeds.sources())} sources; Ctrl-C stops", err=True)
-            poller.run(stop)
+            poller.run(stop, held)  # FollowerBusy, exit 2, once the lock is lost (its database session ended)
         finally:
             poller.close()
             services.close()
-            held.close()
+            held.release()
 
 
 def exposure_warning(host: str, has_keys: bool) -> str | None:
