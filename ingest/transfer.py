@@ -15,7 +15,7 @@ sequence set past them, so the next row written gets a new number.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ def import_state(
     target = shared_database(settings.database_url.get_secret_value())
     source_settings = settings.model_copy(update={"data_dir": source_dir, "database_url": None})
     copied = []
-    with writer_lock(source_dir):
+    with writer_lock(source_settings):  # the source directory's own lock: the copy reads a still archive
         for branch, path in stores(source_settings):
             if not path.exists():
                 progress(f"{branch}: no {path.name} in {source_dir}, nothing to copy")
@@ -107,7 +107,7 @@ def _copy_table(out: sa.Connection, into: sa.Connection, source: sa.Table, targe
     return count
 
 
-def _pages(out: sa.Connection, table: sa.Table, columns: list[str]) -> Iterator[list[sa.Row[Any]]]:
+def _pages(out: sa.Connection, table: sa.Table, columns: list[str]) -> Iterator[Sequence[sa.Row[Any]]]:
     result = out.execution_options(stream_results=True).execute(sa.select(*(table.c[n] for n in columns)))
     while page := result.fetchmany(_PAGE):
         yield page

@@ -48,9 +48,10 @@ class ArticleRegistry:
         self._lock = threading.Lock()
 
     def signature_version(self) -> int:
-        """The version of the MinHash that made the stored signatures (0: none stored yet)."""
+        """The version of the MinHash that made the stored signatures (0: none stored yet, and none recorded)."""
         with self._db.begin() as db:
-            return int(db.execute(sa.select(article_meta.c.value).where(article_meta.c.key == "minhash")).scalar_one())
+            found = db.execute(sa.select(article_meta.c.value).where(article_meta.c.key == "minhash")).scalar()
+        return 0 if found is None else int(found)
 
     def signed_ids(self) -> list[str]:
         query = sa.select(articles.c.id).where(articles.c.signature.is_not(None)).order_by(articles.c.id)

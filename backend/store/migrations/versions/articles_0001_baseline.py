@@ -4,8 +4,10 @@ on PostgreSQL every store's tables share one database and the BM25 index has a `
 
 A file made before migrations keeps its rows: its tables are renamed in place. Only a SQLite file that holds the
 registry's ``articles`` is renamed: PostgreSQL never held the registry before this revision, and a ``meta``
-there may be another store's. The version of the MinHash that signed the stored articles is recorded where it
-was not: a registry from before that record was signed by the first MinHash, an empty one by none yet.
+there may be another store's. A registry from before the version of the MinHash that signed its articles was
+recorded gets it now: the first MinHash signed them. An empty one records nothing (it reads as signed by none
+yet), so a new database's registry holds no row until articles are stored (``byline db import`` copies into
+empty stores only).
 """
 
 import sqlalchemy as sa
@@ -86,4 +88,5 @@ def upgrade() -> None:
     articles = sa.table("articles", sa.column("signature", sa.LargeBinary))
     if bind.execute(sa.select(meta.c.key).where(meta.c.key == "minhash")).first() is None:
         signed = bind.execute(sa.select(sa.literal(1)).where(articles.c.signature.is_not(None)).limit(1)).first()
-        bind.execute(sa.insert(meta).values(key="minhash", value=1 if signed else 0))
+        if signed:
+            bind.execute(sa.insert(meta).values(key="minhash", value=1))
