@@ -85,6 +85,8 @@ class Cluster:
     root: Path
     replicas: int = 2
     env: dict[str, str] = field(default_factory=dict)  # more settings for every replica (BYLINE_...)
+    chroma_path: Path | None = None  # the folder ``chroma run`` serves (default: ROOT/chroma, empty)
+    database: str = ""  # an existing database's URL to use instead of starting PostgreSQL
     postgres: PostgresServer | None = None
     chroma: subprocess.Popen[bytes] | None = None
     chroma_port: int = 0
@@ -93,16 +95,20 @@ class Cluster:
 
     def start(self) -> Cluster:
         self.root.mkdir(parents=True, exist_ok=True)
-        _say("starting PostgreSQL")
-        self.postgres = PostgresServer()
-        self.postgres.start()
-        self.database_url = self.postgres.create_database("byline")
-        _say(f"starting chroma run ({self.root / 'chroma'})")
+        if self.database:
+            self.database_url = self.database
+        else:
+            _say("starting PostgreSQL")
+            self.postgres = PostgresServer()
+            self.postgres.start()
+            self.database_url = self.postgres.create_database("byline")
+        chroma_path = self.chroma_path or self.root / "chroma"
+        _say(f"starting chroma run ({chroma_path})")
         self.chroma_port = free_port()
         log = self.root / "chroma.log"
         with log.open("ab") as sink:
             self.chroma = subprocess.Popen(
-                [str(CHROMA), "run", "--path", str(self.root / "chroma"), "--host", "127.0.0.1",
+                [str(CHROMA), "run", "--path", str(chroma_path), "--host", "127.0.0.1",
                  "--port", str(self.chroma_port)],
                 stdout=sink, stderr=subprocess.STDOUT,
             )  # fmt: skip
