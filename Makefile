@@ -10,7 +10,7 @@ UI_PORT ?= 8501
 export HF_HUB_OFFLINE := 1
 export BYLINE_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: install run serve ui test lint fmt typecheck bench eval clean browser postgres soak docs demo-live
+.PHONY: install run serve ui test lint fmt typecheck bench eval clean browser postgres soak docs demo-live cluster
 
 # torch goes in first, pinned to the CPU build; an unpinned one would pull a multi-GB CUDA build.
 $(BIN)/python:
@@ -51,6 +51,11 @@ run: $(VENV)/.installed
 demo-live: $(VENV)/.installed
 	$(BIN)/python -m demo.live --api http://127.0.0.1:$(API_PORT)
 
+# Byline as several machines would run it, on this one (docs/operations.md): PostgreSQL, `chroma run`, two API
+# replicas with separate, empty data directories, and the chat on the first. Ctrl-C stops and removes it all.
+cluster: $(VENV)/.installed postgres
+	$(BIN)/python -m demo.cluster --ui-port $(UI_PORT)
+
 serve: $(VENV)/.installed
 	$(BIN)/byline serve --port $(API_PORT)
 
@@ -74,7 +79,7 @@ browser:
 		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver) || \
 		echo "chromium could not be installed; the browser tests will be skipped"
 
-# The shared stores' tests start Debian's PostgreSQL server themselves (tests/postgres.py: a cluster in a
+# The shared stores' tests start Debian's PostgreSQL server themselves (demo/postgres.py: a cluster in a
 # temporary directory on a loopback port, run as the postgres user under root). Where apt-get is missing or
 # fails, those tests skip, saying why.
 postgres:

@@ -96,7 +96,7 @@ def build_store(settings: Settings, encoder: EncoderIdentity | None = None) -> C
 
 
 def build_registry(settings: Settings) -> ArticleRegistry:
-    return ArticleRegistry(settings.articles_db)
+    return ArticleRegistry(database_for(settings, settings.articles_db))
 
 
 def build_generator(

@@ -418,10 +418,11 @@ class Settings(BaseSettings):
     )
     database_url: SecretStr | None = Field(
         default=None,
-        description="Unset: conversations, feedback, followed sources, saved questions and the BM25 index stay in "
-        "the SQLite files above. `postgresql://user:password@host:5432/byline`: they live in that PostgreSQL "
-        "database instead, which many API replicas can share; their tables are made or upgraded when the server starts "
-        "(see [operations.md](operations.md#shared-state-on-postgresql)).",
+        description="Unset: conversations, feedback, followed sources, saved questions, the article registry and "
+        "the BM25 index stay in the SQLite files above, and the writer's and the poller's locks are files beside "
+        "them. `postgresql://user:password@host:5432/byline`: they live in that PostgreSQL database instead, which "
+        "many API replicas can share, and the locks are its advisory locks; their tables are made or upgraded when "
+        "the server starts (see [operations.md](operations.md#shared-state-on-postgresql)).",
     )
     api_keys: SecretStr = Field(
         default=SecretStr(""),

@@ -9,7 +9,7 @@ The evaluation slice's chunks (``make eval`` builds it; read from its Chroma) ar
   ``english`` configuration) under a GIN index, the question as an OR of its words (``plainto_tsquery`` with
   its ``&`` turned into ``|``), ranked by ``ts_rank_cd``. Measured here only; Byline does not use it.
 
-PostgreSQL is a throwaway cluster on loopback (``tests/postgres.py``: Debian's server, default settings but
+PostgreSQL is a throwaway cluster on loopback (``demo/postgres.py``: Debian's server, default settings but
 fsync off). For each way: the build (every chunk written in one transaction, then ANALYZE), the load of the
 per-chunk columns by a process that opens the index, and ``search`` latency over the question set twice: the
 first pass reads each term's postings from the store, the second finds them in memory (the full-text search
@@ -232,15 +232,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not (args.data_dir / "chroma").exists():
         sys.exit(f"benchmark skipped: {args.data_dir} holds no archive (run `make eval` first)")
-    try:
-        from tests.postgres import PostgresServer, Unavailable
-    except ImportError:
-        sys.exit("benchmark skipped: it starts PostgreSQL with tests/postgres.py, which is not here")
-
     from backend.core.types import SearchQuery
     from backend.services import Services, build_registry, build_store
     from backend.settings import Settings
     from backend.store.db import dispose_shared, shared_database
+    from demo.postgres import PostgresServer, Unavailable
     from eval.metrics import bootstrap_ci, paired_comparison
     from eval.questions import load_questions
     from eval.runner import Judge

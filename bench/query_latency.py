@@ -52,14 +52,16 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(url: str, endpoint: str, questions: list[dict[str, Any]], clients: int) -> dict[str, Any]:
-    """Every question once, spread over ``clients`` threads each with its own connection."""
+def measure(url: str | Sequence[str], endpoint: str, questions: list[dict[str, Any]], clients: int) -> dict[str, Any]:
+    """Every question once, spread over ``clients`` threads each with its own connection; given several servers
+    (replicas), client ``i`` talks to server ``i`` modulo their number."""
+    urls = [url] if isinstance(url, str) else list(url)
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
     queue = list(questions)
 
-    def worker() -> None:
+    def worker(url: str) -> None:
         nonlocal errors
         with httpx.Client(base_url=url, timeout=120) as client:
             while True:
@@ -75,7 +77,7 @@ def measure(url: str, endpoint: str, questions: list[dict[str, Any]], clients: i
                     errors += response.status_code != 200
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    threads = [threading.Thread(target=worker, args=(urls[i % len(urls)],)) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:

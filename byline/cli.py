@@ -216,6 +216,27 @@ def restore_command(
     typer.echo(report.summary(f"restored {report.path} from {directory}:"))
 
 
+db_app = typer.Typer(help="The shared PostgreSQL database (BYLINE_DATABASE_URL).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("import")
+def db_import(
+    directory: Annotated[Path, typer.Argument(help="A data directory of the embedded default.", file_okay=False)],
+) -> None:
+    """Copy the SQLite stores of DIRECTORY (articles, lexical index, conversations and feedback, feeds, saved
+    questions) into the database BYLINE_DATABASE_URL names, each store whole or not at all. Refused while a
+    server has DIRECTORY open, and for a store the database already holds. The vectors stay in
+    DIRECTORY/chroma: serve them with `chroma run --path DIRECTORY/chroma` and BYLINE_CHROMA__MODE=http."""
+    from backend.settings import get_settings
+    from ingest.transfer import import_state
+
+    with exits(directory):
+        copied = import_state(directory, get_settings(), lambda line: typer.echo(line, err=True))
+    for store in copied:
+        typer.echo(f"{store.branch}: {sum(store.rows.values()):,} rows in {len(store.rows)} tables")
+
+
 @app.command()
 def delete(ids: Annotated[list[str], typer.Argument(help="Article ids or URLs.")]) -> None:
     """Remove articles (by id or URL) and their chunks from the archive."""
@@ -314,7 +335,7 @@ def follow(
     settings = _local_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     with _writing(settings.data_dir):
-        held = follow_lock(settings.data_dir)
+        held = follow_lock(settings)
         if held is None:
             raise FollowerBusy(
                 "another Byline process (a server, or `byline follow`) polls this archive's sources already"
@@ -343,11 +364,11 @@ def follow(
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, lambda *_: stop.set())
             typer.echo(f"following {len(services.feeds.sources())} sources; Ctrl-C stops", err=True)
-            poller.run(stop)
+            poller.run(stop, held)  # FollowerBusy, exit 2, once the lock is lost (its database session ended)
         finally:
             poller.close()
             services.close()
-            held.close()
+            held.release()
 
 
 def exposure_warning(host: str, has_keys: bool) -> str | None:

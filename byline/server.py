@@ -73,22 +73,18 @@ def create() -> FastAPI:
 
 
 def follow_tasks(services: Services) -> list[Task]:
-    """The poller of the followed sources, where this process is the archive's one poller."""
+    """The poller of the followed sources: it polls while this process holds the archive's follow lock, and
+    stands by while another worker, replica or ``byline follow`` does (``keep_following``)."""
     if not services.settings.follow.enabled or services.writer is None:
         return []
-    from ingest.follow.poller import Poller, follow_lock
+    from ingest.follow.poller import Poller, keep_following
 
-    held = follow_lock(services.settings.data_dir)
-    if held is None:  # another worker of this server, or a ``byline follow``, polls this archive
-        logging.getLogger("byline").info("another process polls the followed sources of this archive")
-        return []
     poller = Poller(services.settings.follow, services.feeds, services.writer, in_flight=services.pools.in_flight)
 
     def run(stop: threading.Event) -> None:
         try:
-            poller.run(stop)
+            keep_following(poller, services.settings, stop)
         finally:
             poller.close()
-            held.close()  # another process may poll the archive now
 
     return [("byline-follow", run)]

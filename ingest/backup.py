@@ -122,6 +122,11 @@ def _refuse_unless_embedded_and_free(settings: Settings) -> None:
             "the vectors live in a Chroma server (BYLINE_CHROMA__MODE=http): back that server's data up with its"
             " own tools; byline backup copies an embedded archive"
         )
+    if settings.database_url is not None:  # a copy of the data directory would leave the registry out
+        raise BackupError(
+            "the archive's tables live in PostgreSQL (BYLINE_DATABASE_URL): back that database up with its own"
+            " tools (pg_dump); byline backup copies an embedded archive"
+        )
     ensure_not_served(settings.data_dir)
 
 
@@ -140,7 +145,7 @@ def backup(settings: Settings, target: Path) -> BackupReport:
     partial = target.with_name(target.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)  # what an interrupted backup left
-    with writer_lock(data_dir):
+    with writer_lock(settings):
         files: dict[str, dict[str, int | str]] = {}
         for relative in _archive_files(data_dir):
             source, copy = data_dir / relative, partial / relative
@@ -203,7 +208,7 @@ def restore(settings: Settings, source: Path) -> BackupReport:
     files = manifest["files"]
     assert isinstance(files, dict)
     data_dir.mkdir(parents=True, exist_ok=True)
-    with writer_lock(data_dir):
+    with writer_lock(settings):
         staging = data_dir / _STAGING
         if staging.exists():
             shutil.rmtree(staging)

@@ -11,12 +11,14 @@ from backend.core.errors import Busy, BylineError, NotFound
 
 
 class WriterBusyError(Busy):
-    """Another writer (an ingest, a reindex, a backup, a server's write) holds the data directory.
+    """Another writer (an ingest, a reindex, a backup, a server's write) holds the archive.
 
-    The message names the directory: a server says it otherwise to its clients (``ingest.writer``)."""
+    The message names the data directory or the shared database, ``where``: a server says it otherwise to its
+    clients (``ingest.writer``)."""
 
-    def __init__(self, message: str, retry_after_s: int = 30) -> None:
+    def __init__(self, message: str, retry_after_s: int = 30, where: str = "") -> None:
         super().__init__(message, retry_after_s)
+        self.where = where
 
 
 class RebuildNeeded(Busy):
@@ -50,6 +52,13 @@ class ArticleNotFoundError(NotFound):
 
 class BackupError(BylineError):
     """A backup or restore that cannot be done as asked; the message says why and what to do."""
+
+    status = 409
+    title = "Conflict"
+
+
+class TransferError(BylineError):
+    """An archive's state cannot be moved into the database: none configured, or it already holds an archive."""
 
     status = 409
     title = "Conflict"

@@ -7,7 +7,7 @@ This module orchestrates; each step lives where its name says:
 - ``ingest.apply``: the writes of a batch, Chroma first and the registry last, under the pending marker,
   so that a run killed anywhere is repaired by the next;
 - ``ingest.report``: the counts, the progress line and the summary;
-- ``ingest.lock``: one writer per data directory; ``ingest.storage``: a failed write in words;
+- ``ingest.lock``: one writer per archive; ``ingest.storage``: a failed write in words;
 - ``ingest.errors``: what stops a run, each a ``BylineError``.
 """
 
@@ -131,7 +131,7 @@ class Ingestor:
     def sync(self) -> None:
         """Bring the lexical index in line with the vector store now, rebuilding it if a run died between
         their writes or it was made by another analyzer, and re-sign articles signed by another MinHash."""
-        with storage_errors(self._settings.data_dir), writer_lock(self._settings.data_dir, self._lock_wait_s):
+        with storage_errors(self._settings.data_dir), writer_lock(self._settings, self._lock_wait_s):
             sync_lexical(self._store, self._lexical, self._pending)
             sync_signatures(self._store, self._registry)
 
@@ -163,7 +163,7 @@ class Ingestor:
         started = time.perf_counter()
         clusterer = StoryClusterer(self._registry.lsh_candidates, self._cluster_of)
         present: set[str] = set()  # stored ids whose text is still in the source (for prune)
-        with storage_errors(self._settings.data_dir), writer_lock(self._settings.data_dir, self._lock_wait_s):
+        with storage_errors(self._settings.data_dir), writer_lock(self._settings, self._lock_wait_s) as held:
             sync_lexical(self._store, self._lexical, self._pending, rebuild=self._rebuild_indexes)
             sync_signatures(self._store, self._registry, rebuild=self._rebuild_indexes)
             batch: list[tuple[Article, str]] = []
@@ -171,11 +171,13 @@ class Ingestor:
             for article, origin in self._checked(items, report):
                 batch.append((article, origin))
                 if len(batch) >= self._settings.ingest.batch_articles:
+                    held.check()
                     present |= self._write(batch, report, clusterer, run_texts)
                     batch = []
                     report.seconds = time.perf_counter() - started
                     if progress:
                         progress(report)
+            held.check()
             present |= self._write(batch, report, clusterer, run_texts)
             if prune_origins is not None:
                 gone = sorted(self._registry.ids_from_origins(prune_origins) - present)
@@ -295,7 +297,7 @@ def delete_article(
     lock_wait_s: float = 0.0,
 ) -> Removal:
     """Remove an article (by id or URL) with its chunks, or one recorded copy of it."""
-    with writer_lock(settings.data_dir, lock_wait_s):
+    with writer_lock(settings, lock_wait_s):
         article_id, copy = registry.find(id_or_url)
         if article_id is not None:
             removed = delete_articles(store, registry, lexical, [article_id])

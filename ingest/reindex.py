@@ -87,7 +87,7 @@ def reindex(
     archive from before encoders were recorded is always re-embedded, since who made it is unknown."""
     started = time.perf_counter()
     target = embedder.identity()
-    with storage_errors(settings.data_dir), writer_lock(settings.data_dir):
+    with storage_errors(settings.data_dir), writer_lock(settings) as held:
         client = open_client(settings.chroma, settings.chroma_dir)
         live = ChromaStore(client, settings.chroma.collection)  # opened as it is: it may be another encoder's
         recorded = live.encoder
@@ -106,6 +106,7 @@ def reindex(
         report.chunks_total = live.count()
         seen: set[str] = set()
         for records in live.iter_records(batch_size):
+            held.check()
             seen.update(r[0] for r in records)
             present = staged.metadatas([r[0] for r in records])
             staged.update_metadatas([r for r in records if r[0] in present and present[r[0]] != r[2]])

@@ -2,7 +2,8 @@
 
 Chroma is not safe across processes, so a server that is running is the one process that writes
 its data directory: ``POST /articles`` lands here. Writes from several requests are serialised in
-process; a CLI ingest holding the directory's writer lock makes a request fail fast with ``Busy``.
+process; a CLI ingest (or another replica's write) holding the archive's writer lock makes a request fail fast
+with ``Busy``.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ class PipelineWriter:
             self._rebuild_soon()
             raise
         except WriterBusyError as exc:
-            raise Busy(str(exc).replace(str(self._settings.data_dir), "the data directory"), retry_after_s=30) from exc
+            hidden = "the data directory" if self._settings.database_url is None else "the shared database"
+            raise Busy(str(exc).replace(exc.where or str(self._settings.data_dir), hidden), retry_after_s=30) from exc
         except ArchiveWriteError as exc:
             if self._settings.chroma.mode == "embedded" and isinstance(exc.__cause__, ChromaError):
                 # Embedded Chroma that failed a write (a full disk) hangs on the next one in this process;

@@ -33,7 +33,7 @@ from byline.server import proxy_options
 from ingest.pipeline import Ingestor
 
 if TYPE_CHECKING:
-    from tests.postgres import PostgresServer
+    from demo.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demo" / "articles.jsonl"
@@ -273,8 +273,8 @@ def registry_rows(path: Path) -> int:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    """A real PostgreSQL on a loopback port for the session (tests/postgres.py); skipped, saying why, without one."""
-    from tests.postgres import PostgresServer, Unavailable
+    """A real PostgreSQL on a loopback port for the session (demo/postgres.py); skipped, saying why, without one."""
+    from demo.postgres import PostgresServer, Unavailable
 
     try:
         server = PostgresServer()

@@ -85,7 +85,18 @@ def test_backup_of_a_busy_archive_is_refused_with_the_tables_status(data_dir: Pa
     assert nothing.exit_code == 2 and "there is no archive in" in nothing.stderr  # a BackupError
     data_dir.mkdir()
     get_settings().articles_db.touch()
-    with writer_lock(data_dir):
+    with writer_lock(get_settings()):
         busy = runner.invoke(app, ["backup", str(tmp_path / "copy")])
     assert busy.exit_code == exit_code(WriterBusyError("")) == 2
     assert "another ingest is writing to" in busy.stderr and "Traceback" not in busy.stderr
+
+
+def test_backup_and_restore_of_an_archive_kept_in_postgresql_are_refused(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy of the data directory would leave the registry out: the database has its own tools."""
+    monkeypatch.setenv("BYLINE_DATABASE_URL", "postgresql://byline@db.invalid:5432/byline")
+    get_settings.cache_clear()
+    for command in ("backup", "restore"):
+        refused = CliRunner().invoke(app, [command, str(tmp_path / "copy")])
+        assert refused.exit_code == 2 and "pg_dump" in refused.stderr, refused.stderr

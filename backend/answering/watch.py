@@ -13,6 +13,7 @@ BM25 index's terms) occurs in a new article's chunks does not read that article.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -92,24 +93,38 @@ class WatchChecker:
         self._in_flight = in_flight
         self._vectors: dict[str, np.ndarray] = {}  # question -> its unit vector, kept while the process runs
 
-    def check(self, article_ids: Sequence[str], watches: Sequence[Watch] | None = None) -> CheckReport:
-        """Check every watch (or ``watches``) against these articles; records and returns the events."""
+    def check(
+        self,
+        article_ids: Sequence[str],
+        watches: Sequence[Watch] | None = None,
+        *,
+        renew: Callable[[], None] | None = None,
+    ) -> CheckReport:
+        """Check every watch (or ``watches``) against these articles; records and returns the events.
+        ``renew``: called before each step (the runner keeps its claim of the articles while they are read)."""
         started = time.perf_counter()
         watches = self._watches.every() if watches is None else watches
         report = CheckReport(articles=len(set(article_ids)), watches=len(watches))
         if not watches or not article_ids:
             return report
-        if self._in_flight is not None:
-            self._in_flight.wait_quiet()
+        self._quiet(renew)
         found = self._store.chunks_with_vectors(article_ids)
         if found:
             chunks = [c for c, _ in found]
             matrix = _unit(np.asarray([v for _, v in found], dtype=np.float32))
             terms = [frozenset(content_terms(f"{c.title} {c.text}")) for c in chunks]
             for watch in watches:
-                self._check_one(watch, chunks, matrix, terms, report)
+                self._check_one(watch, chunks, matrix, terms, report, renew)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _quiet(self, renew: Callable[[], None] | None) -> None:
+        """Before a step: a moment with no question under way, then the claim renewed (after the wait, which
+        ``InFlight`` bounds, so the lease covers the step itself)."""
+        if self._in_flight is not None:
+            self._in_flight.wait_quiet()
+        if renew is not None:
+            renew()
 
     def _question_vector(self, question: str) -> np.ndarray:
         vector = self._vectors.get(question)
@@ -125,6 +140,7 @@ class WatchChecker:
         matrix: np.ndarray,
         terms: list[frozenset[str]],
         report: CheckReport,
+        renew: Callable[[], None] | None = None,
     ) -> None:
         filters = watch.filters
         if self._reader is not None and not filters.sources:
@@ -144,8 +160,7 @@ class WatchChecker:
         order = np.argsort(-scores, kind="stable")[: self._k]
         hits = [Hit(chunks[keep[int(i)]], float(scores[int(i)])) for i in order]
         sources = number_sources(hits, self._max_sources)
-        if self._in_flight is not None:
-            self._in_flight.wait_quiet()
+        self._quiet(renew)
         draft = self._generator.generate(watch.question, sources)
         report.read += 1
         text, citations = verify_citations(draft, sources)
@@ -170,7 +185,10 @@ Progress = Callable[[CheckReport, int], None]  # the report so far, and the arti
 class WatchRunner:
     """Drains the durable queue through the checker: in a thread of the server (``start``), or at once for a
     command line (``run_pending``). The thread runs at a lower OS priority than the requests, and never inside
-    one: a request only enqueues (``notify``)."""
+    one: a request only enqueues (``notify``).
+
+    Every worker and replica of a server runs one, on the same queue: each batch is claimed, and the claim
+    renewed before each reading, so no two runners check the same queued article (``WatchStore``)."""
 
     def __init__(
         self,
@@ -204,8 +222,13 @@ class WatchRunner:
             if not taken:
                 break
             watches = self._watches.every()
-            report = self._checker.check(list(dict.fromkeys(a for _, a in taken)), watches) if watches else None
-            self._watches.done([t for t, _ in taken])
+            tickets = [t for t, _ in taken]
+            report = None
+            if watches:
+                articles = list(dict.fromkeys(a for _, a in taken))
+                renew = functools.partial(self._watches.renew, tickets, self._lease_s)
+                report = self._checker.check(articles, watches, renew=renew)
+            self._watches.done(tickets)
             if report is None:
                 continue  # no watches: the articles are taken off the queue unread
             total.add(report)

@@ -12,6 +12,11 @@ A 2xx answer delivers it; anything else, a timeout or a refused address is a fai
 followed. The URL is checked against the SSRF rule (``backend.core.net``) when the watch is made and again
 before every attempt, since what a name resolves to can change, and the delivery connects to the addresses
 that check approved and no others (``backend.core.pinned``).
+
+Every worker and replica of a server runs a sender on the same deliveries. Each attempt claims its one
+delivery first, for a lease longer than the attempt's timeouts (``WatchStore.due``), so no other sender takes
+it while it is under way. (A batch claimed under one lease would run out of it behind a few slow receivers,
+and another sender would deliver the rest a second time.)
 """
 
 from __future__ import annotations
@@ -85,11 +90,11 @@ class WebhookSender:
         """Every delivery whose time has come, once each; how many were delivered."""
         delivered = 0
         while not self._stopping.is_set():
-            due = self._watches.due(limit=20, lease_s=self._settings.webhook_timeout_s * 3 + 30)
+            # One at a time: the lease covers one attempt (connect, send, read: a timeout each, and a margin).
+            due = self._watches.due(limit=1, lease_s=self._settings.webhook_timeout_s * 3 + 30)
             if not due:
                 break
-            for delivery in due:
-                delivered += self._deliver(delivery)
+            delivered += self._deliver(due[0])
         return delivered
 
     def _deliver(self, delivery: Delivery) -> bool:
@@ -117,10 +122,9 @@ class WebhookSender:
         if error is None:
             self._watches.delivered(event.id)
             return True
-        next_at = self._watches.failed(
-            event.id, error, attempts=self._settings.webhook_attempts, backoff_s=self._settings.webhook_backoff_s
-        )
-        if next_at is None:
+        attempts = self._settings.webhook_attempts
+        self._watches.failed(event.id, error, attempts=attempts, backoff_s=self._settings.webhook_backoff_s)
+        if delivery.attempts + 1 >= attempts:
             log.warning("gave up delivering event %s to %s: %s", event.id, delivery.url, error)
         return False
 

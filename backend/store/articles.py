@@ -1,9 +1,11 @@
-"""The article registry: one SQLite file beside Chroma that knows each stored article.
+"""The article registry: what is known of each stored article, beside the chunks in Chroma.
 
 Chroma holds chunks; the registry holds what is about whole articles: content hashes (so
 unchanged articles are skipped without asking Chroma), the exact copies an article was also
 published as (other URLs and outlets), its near-duplicate story cluster with MinHash
-signatures for finding more, and the file it came from (for ``--prune``).
+signatures for finding more, and the file it came from (for ``--prune``). It is kept in
+``articles.sqlite3`` in the data directory, or in the shared database (``backend.store.db``), where
+every replica reads the same registry.
 
 Ingest writes the registry after the chunks are in Chroma, so a crash in between leaves an
 article that is simply written again on the next run.
@@ -11,129 +13,97 @@ article that is simply written again on the next run.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import astuple
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
+from sqlalchemy import Connection
 
 from backend.core.types import ArticleRecord as ArticleRecord
 from backend.core.types import Copy as Copy
-from backend.store import sqlite
+from backend.store.db import Database, opened
+from backend.store.schema import article_copies, article_lsh, article_meta, articles
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS articles (
-    id TEXT PRIMARY KEY,
-    text_hash TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    cluster_id TEXT NOT NULL,
-    title TEXT NOT NULL,
-    url TEXT,
-    source TEXT,
-    published_at TEXT,
-    origin TEXT,
-    chunks INTEGER NOT NULL,
-    signature BLOB,
-    ingested_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS articles_text_hash ON articles(text_hash);
-CREATE INDEX IF NOT EXISTS articles_url ON articles(url);
-CREATE INDEX IF NOT EXISTS articles_cluster ON articles(cluster_id);
-CREATE INDEX IF NOT EXISTS articles_origin ON articles(origin);
-CREATE TABLE IF NOT EXISTS copies (
-    copy_id TEXT PRIMARY KEY,
-    article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
-    url TEXT,
-    source TEXT,
-    origin TEXT
-);
-CREATE INDEX IF NOT EXISTS copies_article ON copies(article_id);
-CREATE INDEX IF NOT EXISTS copies_url ON copies(url);
-CREATE TABLE IF NOT EXISTS lsh (
-    band INTEGER NOT NULL,
-    bucket INTEGER NOT NULL,
-    article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
-    PRIMARY KEY (band, bucket, article_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS lsh_article ON lsh(article_id);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-"""
+# Statements stay small whatever the number of ids: SQLite and PostgreSQL both limit bound parameters.
+_CHUNK = 500
+_COPY_COLUMNS = (
+    article_copies.c.copy_id,
+    article_copies.c.article_id,
+    article_copies.c.url,
+    article_copies.c.source,
+    article_copies.c.origin,
+)
+_COPY_NAMES = [c.name for c in _COPY_COLUMNS]  # in the order of ``Copy``'s fields
 
 
-class ArticleRegistry(sqlite.SqliteStore):
-    schema = _SCHEMA
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+class ArticleRegistry:
+    def __init__(self, where: Path | Database) -> None:
+        """``where``: the SQLite file of the embedded default, or the shared database."""
+        self._db = opened(where, "articles")
         self._lock = threading.Lock()
-        with self._connect() as db:
-            if db.execute("SELECT 1 FROM meta WHERE key = 'minhash'").fetchone() is None:
-                # Registries from before the record were signed by the first MinHash; an empty one by none yet.
-                signed = db.execute("SELECT 1 FROM articles WHERE signature IS NOT NULL LIMIT 1").fetchone()
-                db.execute("INSERT INTO meta VALUES ('minhash', ?)", (1 if signed else 0,))
 
     def signature_version(self) -> int:
-        """The version of the MinHash that made the stored signatures (0: none stored yet)."""
-        with self._connect() as db:
-            return int(db.execute("SELECT value FROM meta WHERE key = 'minhash'").fetchone()[0])
+        """The version of the MinHash that made the stored signatures (0: none stored yet, and none recorded)."""
+        with self._db.begin() as db:
+            found = db.execute(sa.select(article_meta.c.value).where(article_meta.c.key == "minhash")).scalar()
+        return 0 if found is None else int(found)
 
     def signed_ids(self) -> list[str]:
-        with self._connect() as db:
-            return [r[0] for r in db.execute("SELECT id FROM articles WHERE signature IS NOT NULL ORDER BY id")]
+        query = sa.select(articles.c.id).where(articles.c.signature.is_not(None)).order_by(articles.c.id)
+        with self._db.begin() as db:
+            return list(db.execute(query).scalars())
 
     def resign(self, signatures: Mapping[str, tuple[np.ndarray, Sequence[tuple[int, int]]]], version: int) -> None:
         """Replace articles' signatures and LSH buckets, and record the MinHash that made them, in one
         transaction: signatures of two versions are never compared."""
-        with self._connect() as db:
-            for article_id, (signature, bands) in signatures.items():
+        ids = list(signatures)
+        signing = sa.update(articles).where(articles.c.id == sa.bindparam("signed_id"))
+        version_row = self._db.insert(article_meta).values(key="minhash", value=version)
+        with self._lock, self._db.begin() as db:
+            if ids:
                 db.execute(
-                    "UPDATE articles SET signature = ? WHERE id = ?",
-                    (signature.astype(np.uint32).tobytes(), article_id),
+                    signing.values(signature=sa.bindparam("new_signature")),
+                    [{"signed_id": i, "new_signature": _bytes(s)} for i, (s, _) in signatures.items()],
                 )
-                db.execute("DELETE FROM lsh WHERE article_id = ?", (article_id,))
-                db.executemany("INSERT OR IGNORE INTO lsh VALUES (?, ?, ?)", [(b, k, article_id) for b, k in bands])
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('minhash', ?)", (version,))
+                for part in _parts(ids):
+                    db.execute(sa.delete(article_lsh).where(article_lsh.c.article_id.in_(part)))
+                self._buckets(db, {i: bands for i, (_, bands) in signatures.items()})
+            db.execute(version_row.on_conflict_do_update(index_elements=[article_meta.c.key], set_={"value": version}))
 
     def get(self, article_ids: Sequence[str]) -> dict[str, ArticleRecord]:
-        if not article_ids:
-            return {}
-        with self._connect() as db:
-            rows = _select_in(db, "SELECT * FROM articles WHERE id IN ({})", article_ids)
+        with self._db.begin() as db:
+            rows = _rows_in(db, _ARTICLES, articles.c.id, article_ids)
         return {r.id: r for r in map(_record, rows)}
 
     def by_text_hash(self, text_hashes: Sequence[str]) -> dict[str, str]:
         """Stored article id for each known normalised-text hash."""
-        if not text_hashes:
-            return {}
-        with self._connect() as db:
-            rows = _select_in(db, "SELECT text_hash, id FROM articles WHERE text_hash IN ({})", text_hashes)
+        query = sa.select(articles.c.text_hash, articles.c.id)
+        with self._db.begin() as db:
+            rows = _rows_in(db, query, articles.c.text_hash, text_hashes)
         return {h: i for h, i in rows}
 
     def find(self, id_or_url: str) -> tuple[str | None, Copy | None]:
         """The stored article with this id or URL, or else the copy known by it."""
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT id FROM articles WHERE id = ? OR url = ? LIMIT 1", (id_or_url, id_or_url)
-            ).fetchone()
-            if row:
-                return str(row[0]), None
-            copy = db.execute(
-                "SELECT copy_id, article_id, url, source, origin FROM copies WHERE copy_id = ? OR url = ? LIMIT 1",
-                (id_or_url, id_or_url),
-            ).fetchone()
-        return None, Copy(*copy) if copy else None
+        article = sa.select(articles.c.id).where((articles.c.id == id_or_url) | (articles.c.url == id_or_url))
+        copy = sa.select(*_COPY_COLUMNS).where(
+            (article_copies.c.copy_id == id_or_url) | (article_copies.c.url == id_or_url)
+        )
+        with self._db.begin() as db:
+            found = db.execute(article.limit(1)).scalar()
+            if found is not None:
+                return str(found), None
+            row = db.execute(copy.limit(1)).first()
+        return None, Copy(*row) if row else None
 
     def copies(self, article_ids: Sequence[str]) -> dict[str, list[Copy]]:
         found: dict[str, list[Copy]] = {}
-        if not article_ids:
-            return found
-        with self._connect() as db:
-            rows = _select_in(
-                db, "SELECT copy_id, article_id, url, source, origin FROM copies WHERE article_id IN ({})", article_ids
-            )
+        with self._db.begin() as db:
+            rows = _rows_in(db, sa.select(*_COPY_COLUMNS), article_copies.c.article_id, article_ids)
         for row in rows:
             copy = Copy(*row)
             found.setdefault(copy.article_id, []).append(copy)
@@ -141,155 +111,175 @@ class ArticleRegistry(sqlite.SqliteStore):
 
     def lsh_candidates(self, bands: Sequence[tuple[int, int]]) -> dict[str, np.ndarray]:
         """Signatures of stored articles sharing at least one LSH bucket with ``bands``."""
-        if not bands:
-            return {}
-        with self._connect() as db:
-            db.execute("CREATE TEMP TABLE IF NOT EXISTS probe (band INTEGER, bucket INTEGER)")
-            db.execute("DELETE FROM probe")
-            db.executemany("INSERT INTO probe VALUES (?, ?)", bands)
-            rows = db.execute(
-                "SELECT DISTINCT a.id, a.signature FROM probe p"
-                " JOIN lsh l ON l.band = p.band AND l.bucket = p.bucket"
-                " JOIN articles a ON a.id = l.article_id WHERE a.signature IS NOT NULL"
-            ).fetchall()
-        return {i: np.frombuffer(sig, dtype=np.uint32) for i, sig in rows}
+        found: dict[str, np.ndarray] = {}
+        query = (
+            sa.select(articles.c.id, articles.c.signature)
+            .join_from(article_lsh, articles, articles.c.id == article_lsh.c.article_id)
+            .where(articles.c.signature.is_not(None))
+        )
+        with self._db.begin() as db:
+            for start in range(0, len(bands), _CHUNK // 2):
+                # One (band = ? AND bucket = ?) per bucket, OR-ed: both SQLite and PostgreSQL look each up in the
+                # primary key, where a row-value IN list makes SQLite scan the whole table.
+                wanted = sa.or_(
+                    *(
+                        (article_lsh.c.band == band) & (article_lsh.c.bucket == bucket)
+                        for band, bucket in bands[start : start + _CHUNK // 2]
+                    )
+                )
+                for article_id, signature in db.execute(query.where(wanted)):
+                    found[article_id] = np.frombuffer(signature, dtype=np.uint32)
+        return found
 
     def save(
         self, records: Iterable[ArticleRecord], bands: dict[str, list[tuple[int, int]]], copies: Iterable[Copy]
     ) -> None:
         """Record written articles and found copies in one transaction."""
         now = datetime.now(UTC).isoformat()
-        with self._lock, self._connect() as db:
-            for r in records:
-                db.execute("DELETE FROM lsh WHERE article_id = ?", (r.id,))
-                db.execute("DELETE FROM copies WHERE copy_id = ?", (r.id,))
-                db.execute(
-                    "INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
-                    " text_hash=excluded.text_hash, content_hash=excluded.content_hash,"
-                    " cluster_id=excluded.cluster_id, title=excluded.title, url=excluded.url,"
-                    " source=excluded.source, published_at=excluded.published_at, origin=excluded.origin,"
-                    " chunks=excluded.chunks, signature=excluded.signature, ingested_at=excluded.ingested_at",
-                    (
-                        r.id,
-                        r.text_hash,
-                        r.content_hash,
-                        r.cluster_id,
-                        r.title,
-                        r.url,
-                        r.source,
-                        r.published_at,
-                        r.origin,
-                        r.chunks,
-                        r.signature.astype(np.uint32).tobytes() if r.signature is not None else None,
-                        now,
-                    ),
-                )
-                db.executemany(
-                    "INSERT OR IGNORE INTO lsh VALUES (?, ?, ?)", [(b, k, r.id) for b, k in bands.get(r.id, [])]
-                )
-            for c in copies:
-                db.execute(
-                    "INSERT INTO copies VALUES (?,?,?,?,?) ON CONFLICT(copy_id) DO UPDATE SET"
-                    " article_id=excluded.article_id, url=excluded.url, source=excluded.source,"
-                    " origin=excluded.origin",
-                    (c.copy_id, c.article_id, c.url, c.source, c.origin),
-                )
+        written = {r.id: r for r in records}  # an id saved twice keeps its last record, as one by one would
+        found = {c.copy_id: c for c in copies}
+        ids = list(written)
+        row = self._db.insert(articles)
+        upsert = row.on_conflict_do_update(
+            index_elements=[articles.c.id],
+            set_={c.name: row.excluded[c.name] for c in articles.c if c.name != "id"},
+        )
+        copy_row = self._db.insert(article_copies)
+        copy_upsert = copy_row.on_conflict_do_update(
+            index_elements=[article_copies.c.copy_id],
+            set_={c.name: copy_row.excluded[c.name] for c in article_copies.c if c.name != "copy_id"},
+        )
+        with self._lock, self._db.begin() as db:
+            for part in _parts(ids):
+                db.execute(sa.delete(article_lsh).where(article_lsh.c.article_id.in_(part)))
+                db.execute(sa.delete(article_copies).where(article_copies.c.copy_id.in_(part)))  # a copy no more
+            if written:
+                db.execute(upsert, [_row(r, now) for r in written.values()])
+            self._buckets(db, {i: bands.get(i, []) for i in ids})
+            if found:
+                db.execute(copy_upsert, [dict(zip(_COPY_NAMES, astuple(c), strict=True)) for c in found.values()])
+
+    def _buckets(self, db: Connection, bands: Mapping[str, Sequence[tuple[int, int]]]) -> None:
+        rows = {(band, bucket, article_id) for article_id, found in bands.items() for band, bucket in found}
+        if rows:
+            db.execute(
+                self._db.insert(article_lsh).on_conflict_do_nothing(),
+                [{"band": b, "bucket": k, "article_id": a} for b, k, a in sorted(rows)],
+            )
 
     def delete(self, article_ids: Sequence[str]) -> None:
-        if not article_ids:
-            return
-        with self._lock, self._connect() as db:
-            _execute_in(db, "DELETE FROM articles WHERE id IN ({})", article_ids)
+        """Forget articles; their copies and buckets go with them (``ON DELETE CASCADE``)."""
+        with self._lock, self._db.begin() as db:
+            for part in _parts(article_ids):
+                db.execute(sa.delete(articles).where(articles.c.id.in_(part)))
 
     def delete_copy(self, copy_id: str) -> None:
-        with self._lock, self._connect() as db:
-            db.execute("DELETE FROM copies WHERE copy_id = ?", (copy_id,))
+        with self._lock, self._db.begin() as db:
+            db.execute(sa.delete(article_copies).where(article_copies.c.copy_id == copy_id))
 
     def ids_from_origins(self, origins: Sequence[str]) -> set[str]:
         """Articles whose origin file is one of ``origins`` or lies under one of them (a folder)."""
         found: set[str] = set()
-        with self._connect() as db:
+        with self._db.begin() as db:
             for origin in origins:
                 prefix = origin.rstrip("/") + "/"
-                rows = db.execute(
-                    "SELECT id FROM articles WHERE origin = ? OR substr(origin, 1, ?) = ?",
-                    (origin, len(prefix), prefix),
-                ).fetchall()
-                found.update(r[0] for r in rows)
+                # A prefix compared as text, not LIKE: SQLite's LIKE ignores case, and paths hold % and _.
+                under = sa.func.substr(articles.c.origin, 1, len(prefix)) == prefix
+                query = sa.select(articles.c.id).where((articles.c.origin == origin) | under)
+                found.update(db.execute(query).scalars())
         return found
 
     def ids(self) -> set[str]:
-        with self._connect() as db:
-            return {r[0] for r in db.execute("SELECT id FROM articles")}
+        with self._db.begin() as db:
+            return set(db.execute(sa.select(articles.c.id)).scalars())
 
     def count(self) -> int:
-        with self._connect() as db:
-            return int(db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
+        with self._db.begin() as db:
+            return int(db.execute(sa.select(sa.func.count()).select_from(articles)).scalar_one())
 
     def last_ingested(self) -> str | None:
-        with self._connect() as db:
-            return db.execute("SELECT MAX(ingested_at) FROM articles").fetchone()[0]  # type: ignore[no-any-return]
+        with self._db.begin() as db:
+            return db.execute(sa.select(sa.func.max(articles.c.ingested_at))).scalar()
 
     def span(self) -> tuple[int, str | None, str | None]:
         """Number of articles and the first and last publication time (ISO, UTC) among the dated."""
-        with self._connect() as db:
+        published = articles.c.published_at
+        with self._db.begin() as db:
             count, first, last = db.execute(
-                "SELECT COUNT(*), MIN(published_at), MAX(published_at) FROM articles"
-            ).fetchone()
+                sa.select(sa.func.count(), sa.func.min(published), sa.func.max(published))
+            ).one()
         return int(count), first, last
 
     def outlets(self) -> dict[str, int]:
         """Outlet names with their number of stored articles, most first."""
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT source, COUNT(*) FROM articles WHERE source IS NOT NULL AND source != ''"
-                " GROUP BY source ORDER BY COUNT(*) DESC, source"
-            ).fetchall()
-        return {name: int(n) for name, n in rows}
+        articles_of = sa.func.count()
+        query = (
+            sa.select(articles.c.source, articles_of)
+            .where(articles.c.source.is_not(None), articles.c.source != "")
+            .group_by(articles.c.source)
+            .order_by(articles_of.desc(), articles.c.source)
+        )
+        with self._db.begin() as db:
+            return {name: int(n) for name, n in db.execute(query)}
 
     def listing(
         self, limit: int, offset: int = 0, source: str | None = None, title_contains: str | None = None
     ) -> tuple[int, list[ArticleRecord]]:
         """A page of articles, newest first (undated last), with the number that match in all."""
-        where, args = [], []
+        where = []
         if source:
-            where.append("source = ?")
-            args.append(source)
+            where.append(articles.c.source == source)
         if title_contains:
-            where.append("instr(lower(title), ?) > 0")
-            args.append(title_contains.lower())
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        with self._connect() as db:
-            total = int(db.execute(f"SELECT COUNT(*) FROM articles{clause}", args).fetchone()[0])
-            rows = db.execute(
-                f"SELECT * FROM articles{clause} ORDER BY published_at IS NULL, published_at DESC, id LIMIT ? OFFSET ?",
-                [*args, limit, offset],
-            ).fetchall()
+            # Both sides lowered, the needle's LIKE wildcards escaped: a case-insensitive substring on both
+            # backends (PostgreSQL has no instr, and its LIKE does not ignore case).
+            where.append(sa.func.lower(articles.c.title).contains(title_contains.lower(), autoescape=True))
+        page = _ARTICLES.where(*where).order_by(
+            articles.c.published_at.is_(None), articles.c.published_at.desc(), articles.c.id
+        )
+        with self._db.begin() as db:
+            total = int(db.execute(sa.select(sa.func.count()).select_from(articles).where(*where)).scalar_one())
+            rows = db.execute(page.limit(limit).offset(offset)).all()
         return total, [_record(r) for r in rows]
 
     def integrity_ok(self) -> bool:
-        with self._connect() as db:
-            return bool(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+        return self._db.intact([articles, article_copies, article_lsh, article_meta])
 
 
-_CHUNK = 500  # SQLite's limit on bound parameters is generous, but keep statements small
+_ARTICLES = sa.select(articles)
 
 
-def _select_in(db: sqlite3.Connection, sql: str, values: Sequence[str]) -> list[tuple[Any, ...]]:
-    rows: list[tuple[Any, ...]] = []
-    for i in range(0, len(values), _CHUNK):
-        part = list(values[i : i + _CHUNK])
-        rows.extend(db.execute(sql.format(",".join("?" * len(part))), part).fetchall())
-    return rows
+def _parts(values: Sequence[str]) -> Iterator[list[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield list(values[start : start + _CHUNK])
 
 
-def _execute_in(db: sqlite3.Connection, sql: str, values: Sequence[str]) -> None:
-    for i in range(0, len(values), _CHUNK):
-        part = list(values[i : i + _CHUNK])
-        db.execute(sql.format(",".join("?" * len(part))), part)
+def _rows_in(db: Connection, query: sa.Select[Any], column: sa.ColumnElement[Any], values: Sequence[str]) -> list[Any]:
+    """``query``'s rows where ``column`` is one of ``values``, asked a part at a time."""
+    return [row for part in _parts(values) for row in db.execute(query.where(column.in_(part)))]
 
 
-def _record(row: tuple[Any, ...]) -> ArticleRecord:
+def _bytes(signature: np.ndarray) -> bytes:
+    return signature.astype(np.uint32).tobytes()
+
+
+def _row(r: ArticleRecord, ingested_at: str) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "text_hash": r.text_hash,
+        "content_hash": r.content_hash,
+        "cluster_id": r.cluster_id,
+        "title": r.title,
+        "url": r.url,
+        "source": r.source,
+        "published_at": r.published_at,
+        "origin": r.origin,
+        "chunks": r.chunks,
+        "signature": _bytes(r.signature) if r.signature is not None else None,
+        "ingested_at": ingested_at,
+    }
+
+
+def _record(row: Sequence[Any]) -> ArticleRecord:
     (id_, text_hash, content_hash, cluster_id, title, url, source, published_at, origin, chunks, sig, _) = row
     return ArticleRecord(
         id=str(id_),
@@ -302,5 +292,5 @@ def _record(row: tuple[Any, ...]) -> ArticleRecord:
         published_at=published_at if isinstance(published_at, str) else None,
         origin=origin if isinstance(origin, str) else None,
         chunks=int(chunks),
-        signature=np.frombuffer(sig, dtype=np.uint32) if isinstance(sig, bytes) else None,
+        signature=np.frombuffer(bytes(sig), dtype=np.uint32) if sig is not None else None,
     )

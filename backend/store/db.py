@@ -4,12 +4,12 @@ The embedded default (``database_url`` unset) keeps today's files, each its own 
 per call (no pool, so nothing holds a file open between calls), foreign keys on, WAL so that readers go on
 while one writer commits. With ``database_url`` every store shares one pooled engine per process on the
 PostgreSQL database, which many API replicas share too. The stores are written once in SQLAlchemy Core;
-what differs between the two dialects (the upsert, a group's values joined into one string, a writer's lock)
-is chosen here, in one place.
+what differs between the two dialects (the upsert, a group's values joined into one string, the integrity
+check, the advisory locks, a writer's lock) is chosen here, in one place.
 
 Each store brings its tables up to date when it is opened (``Database.migrate``): Alembic, one migration
-environment with a branch per store (``sessions``, ``feeds``, ``watches``, ``lexical``), so a SQLite file
-holds its own store's tables and version while PostgreSQL holds them all.
+environment with a branch per store (``sessions``, ``feeds``, ``watches``, ``articles``, ``lexical``), so a SQLite
+file holds its own store's tables and version while PostgreSQL holds them all.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from sqlalchemy.pool import NullPool
 from backend.core.errors import StoreUnavailable
 from backend.settings import Settings
 
-Branch = Literal["sessions", "feeds", "watches", "lexical"]
+Branch = Literal["sessions", "feeds", "watches", "articles", "lexical"]
 Insert = postgresql.Insert | sqlite_dialect.Insert
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -46,6 +46,9 @@ _MIGRATION_LOCK = 0x42594C494E45
 _CONNECT_TIMEOUT_S = 5
 _SQLITE_TIMEOUT_S = 30.0
 _WAL_ATTEMPTS = 200  # 10 s
+_LOCK_RETRY_S = 0.05
+# A lock holder's session: probed after 30 s of silence, given up after three unanswered probes 10 s apart.
+_LOCK_KEEPALIVES = (("tcp_keepalives_idle", 30), ("tcp_keepalives_interval", 10), ("tcp_keepalives_count", 3))
 
 _shared: dict[str, Database] = {}
 _shared_lock = threading.Lock()
@@ -62,6 +65,14 @@ class Database:
         """Whether this is the database server many processes share (PostgreSQL), not a local file."""
         return self.engine.dialect.name == "postgresql"
 
+    def __str__(self) -> str:
+        """Where the tables are, for messages: the SQLite file, or the PostgreSQL database and its server (never
+        the password)."""
+        url = self.engine.url
+        if self.shared:
+            return f"the PostgreSQL database {url.database} on {url.host}:{url.port or 5432}"
+        return str(url.database)
+
     def insert(self, table: Table) -> Insert:
         """An INSERT that can say what to do on a conflict (``on_conflict_do_update``/``_do_nothing``)."""
         return postgresql.insert(table) if self.shared else sqlite_dialect.insert(table)
@@ -71,6 +82,49 @@ class Database:
         if self.shared:
             return sa.func.string_agg(sa.cast(value, sa.Text), ",")
         return sa.func.group_concat(value)
+
+    def intact(self, tables: Sequence[Table]) -> bool:
+        """Whether the tables read back whole: SQLite's integrity check of the file; on PostgreSQL, which checks
+        its own pages, every row of each table read (a damaged page fails the read). A PostgreSQL that does not
+        answer is ``StoreUnavailable``, not damage."""
+        try:
+            with self.begin() as connection:
+                if not self.shared:
+                    return connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+                for table in tables:
+                    connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+        except exc.DatabaseError:
+            return False
+        return True
+
+    def advisory_lock(self, key: int, wait_s: float = 0.0) -> Connection | None:
+        """PostgreSQL's session advisory lock ``key``, tried until ``wait_s`` has passed (once by default), on a
+        connection of its own: that connection while the lock is held (closing it lets the lock go), None where
+        another session holds it.
+
+        The connection leaves the pool, so closing it ends its session and no pooled user inherits a held lock;
+        it runs in autocommit, so no transaction stays open as long as the lock (which would hold vacuum back).
+        PostgreSQL drops the lock with the session: at once when its holder dies (the kernel closes the
+        socket), and, by the short keepalives set here, within about a minute when its machine vanishes."""
+        assert self.shared, "advisory locks are PostgreSQL's"
+        deadline = time.monotonic() + wait_s
+        with self._reachable():
+            connection = self.engine.connect()
+            try:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+                connection.detach()
+                for setting, value in _LOCK_KEEPALIVES:
+                    connection.exec_driver_sql(f"SET {setting} = {value}")
+                trying = sa.text("SELECT pg_try_advisory_lock(:key)").bindparams(key=key)
+                while not connection.execute(trying).scalar():
+                    if time.monotonic() >= deadline:
+                        connection.close()
+                        return None
+                    time.sleep(_LOCK_RETRY_S)
+            except BaseException:
+                connection.close()
+                raise
+        return connection
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -141,8 +142,58 @@ deliveries = Table(
     Index("deliveries_due", "next_attempt_at"),
 )
 
+# What the archive knows of whole articles (``backend.store.articles``): `articles.sqlite3`. Its tables but
+# ``articles`` itself carry the registry's name, since on PostgreSQL they share one database with every other
+# store's (the BM25 index keeps a ``meta`` of its own).
+articles = Table(
+    "articles",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("text_hash", Text, nullable=False),
+    Column("content_hash", Text, nullable=False),
+    Column("cluster_id", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("url", Text),
+    Column("source", Text),
+    Column("published_at", Text),
+    Column("origin", Text),
+    Column("chunks", Integer, nullable=False),
+    Column("signature", LargeBinary),  # the MinHash signature's uint32 values, as bytes
+    Column("ingested_at", Text, nullable=False),
+    Index("articles_text_hash", "text_hash"),
+    Index("articles_url", "url"),
+    Index("articles_cluster", "cluster_id"),
+    Index("articles_origin", "origin"),
+)
+article_copies = Table(
+    "article_copies",
+    metadata,
+    Column("copy_id", Text, primary_key=True),
+    Column("article_id", Text, ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text),
+    Column("source", Text),
+    Column("origin", Text),
+    Index("article_copies_article", "article_id"),
+    Index("article_copies_url", "url"),
+)
+article_lsh = Table(
+    "article_lsh",
+    metadata,
+    Column("band", Integer, primary_key=True),
+    Column("bucket", BigInteger, primary_key=True),  # a signed 64-bit hash of the band
+    Column("article_id", Text, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Index("article_lsh_article", "article_id"),
+    sqlite_with_rowid=False,
+)
+article_meta = Table(
+    "article_meta",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
 # The BM25 index (backend/store/lexical.py): `lexical.sqlite3`. Named lexical_* so that in the one shared
-# database they cannot meet another store's tables (the article registry keeps a `meta` of its own).
+# database they cannot meet another store's tables (the article registry has a meta too).
 # Postings name a chunk by its integer `doc`, never reused (AUTOINCREMENT on SQLite, a sequence on PostgreSQL).
 lexical_docs = Table(
     "lexical_docs",

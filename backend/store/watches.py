@@ -4,10 +4,18 @@ webhook deliveries those events owe, in one SQLite file (``settings.watches_db``
 
 The queue is durable: an ingest enqueues the ids of the articles it stored, and a checker takes them off only
 once every watch has been checked against them, so a crash between the two loses nothing. A check claims
-its batch for a lease (``claim``), so two processes (API workers) never check the same articles at once and
-a claim left by a crashed one runs again when its lease ends. An event is unique per watch and article: an
-article updated later never fires the same watch twice. Deliveries are a schedule too: each failure moves
-the next attempt back (``retry_delay``), and a restart resumes where it stood.
+its batch for a lease (``claim``), renewed before each reading (``renew``), so two processes never check the
+same articles at once and a claim left by a crashed one runs again when its lease ends. An event is unique
+per watch and article: an article updated later never fires the same watch twice. Deliveries are a schedule
+too: each failure moves the next attempt back (``retry_delay``), and a restart resumes where it stood; each
+attempt claims its delivery for a lease that outlasts it (``due``).
+
+Every API worker, and with a shared database every replica, runs a checker and a webhook sender on the same
+tables: the claims are what keeps them apart. A claim is one conditional UPDATE (the rows still free, taken
+and returned at once), so of two processes claiming together each row goes to one: on PostgreSQL the second
+waits for the first's row locks, then finds the rows taken and leaves them. An article is checked twice only
+where it was queued twice (stored twice), and then records no second event; a webhook is sent twice only
+where an attempt outlives its lease, which covers its timeouts, and then carries the same event id.
 """
 
 from __future__ import annotations
@@ -285,6 +293,17 @@ class WatchStore:
             rows = db.execute(claiming).all()
         return sorted((int(s), str(a)) for s, a in rows)
 
+    def renew(self, tickets: Sequence[int], lease_s: float = 600.0) -> None:
+        """Keep a claim while its check goes on: the tickets' lease runs ``lease_s`` from now, so a check longer
+        than one lease (many saved questions, a slow language model) is not taken over by another process."""
+        if not tickets:
+            return
+        keeping = (
+            sa.update(pending).where(pending.c.seq.in_(list(tickets))).values(claimed_until=self._clock() + lease_s)
+        )
+        with self._lock, self._db.begin() as db:
+            db.execute(keeping)
+
     def done(self, tickets: Sequence[int]) -> None:
         if not tickets:
             return
@@ -414,8 +433,9 @@ class WatchStore:
 
     def failed(self, event_id: str, error: str, *, attempts: int, backoff_s: float) -> float | None:
         """One more failed attempt: the next is scheduled by ``retry_delay``, or none after ``attempts`` (the
-        delivery is given up, its last error kept). Returns the next attempt's time."""
-        this = deliveries.c.event_id == event_id
+        delivery is given up, its last error kept). Returns the next attempt's time. A delivery another
+        attempt delivered meanwhile stays delivered."""
+        this = (deliveries.c.event_id == event_id) & deliveries.c.delivered_at.is_(None)
         with self._lock, self._db.begin() as db:
             row = db.execute(sa.select(deliveries.c.attempts).where(this)).first()
             if row is None:

@@ -1,7 +1,8 @@
 """The poller: each followed source fetched when due, its new items stored through the archive's writer.
 
 One poller per archive (``follow_lock``): inside ``byline serve`` (a thread, ``byline-follow``) or alone
-as ``byline follow``. A poll of a source:
+as ``byline follow``. Every server process runs the thread (``keep_following``): the one that holds the lock
+polls, the others stand by and one of them takes over when it stops. A poll of a source:
 
 1. fetches it with its validators (ETag, Last-Modified); a 304 ends the poll;
 2. parses the feed or sitemap (a sitemap index's sitemaps too);
@@ -19,22 +20,21 @@ knows each article by an id made from its URL, stores it once. Nothing a source 
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from backend.core.errors import Busy, BylineError
 from backend.core.protocols import ArchiveWriter
 from backend.pools import InFlight
-from backend.settings import FollowSettings
+from backend.settings import FollowSettings, Settings
 from backend.store.feeds import MAX_ITEM_ATTEMPTS, FeedStore, Polled, Source, effective_interval_s
 from ingest.follow.fetch import Fetcher, FetchError, RobotsDenied
 from ingest.follow.parse import Entry, Parsed, ParseError, page_record, parse_source
+from ingest.lock import FOLLOW_KEY, HeldLock, try_lock
 
 log = logging.getLogger(__name__)
 FOLLOW_LOCK = ".follow.lock"
@@ -44,6 +44,8 @@ _MAX_CHILD_SITEMAPS = 5
 _WRITE_BATCH = 16
 # A source whose writes were refused (another writer holds the archive) is tried again this soon.
 _BUSY_RETRY_S = 60.0
+# A process standing by tries the follow lock this often: it takes over within this long of the poller stopping.
+_STANDBY_S = 30.0
 
 
 class FollowerBusy(BylineError):
@@ -51,16 +53,11 @@ class FollowerBusy(BylineError):
     title = "Archive followed already"
 
 
-def follow_lock(data_dir: Path) -> IO[str] | None:
-    """The archive's poller mark, held while the returned file stays open; None when another process holds it."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    handle = (data_dir / FOLLOW_LOCK).open("w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    return handle
+def follow_lock(settings: Settings) -> HeldLock | None:
+    """The archive's one poller, held until released: ``FOLLOW_LOCK`` in the data directory, or with a shared
+    database its advisory lock (``ingest.lock.FOLLOW_KEY``), so one process polls for every replica; None when
+    another process holds it."""
+    return try_lock(settings, FOLLOW_LOCK, FOLLOW_KEY)
 
 
 def delay_s(source: Source, polled: Polled, settings: FollowSettings, retry_after_s: float | None) -> float:
@@ -105,20 +102,28 @@ class Poller:
     def close(self) -> None:
         self._fetcher.close()
 
-    def run(self, stop: threading.Event) -> None:
-        """Poll what is due until ``stop`` is set; a source added meanwhile is polled within a few seconds."""
+    def run(self, stop: threading.Event, lock: HeldLock | None = None) -> None:
+        """Poll what is due until ``stop`` is set; a source added meanwhile is polled within a few seconds.
+        ``lock``: the follow lock this process holds; ``FollowerBusy`` once it is lost, checked before each
+        source."""
         while not stop.is_set():
-            self.poll_due(stop)
+            self.poll_due(stop, lock)
             upcoming = self._feeds.next_due()
             wait = 5.0 if upcoming is None else min(max(upcoming - self._clock(), 0.2), 5.0)
             stop.wait(wait)
 
-    def poll_due(self, stop: threading.Event | None = None) -> list[tuple[Source, Polled]]:
+    def poll_due(
+        self, stop: threading.Event | None = None, lock: HeldLock | None = None
+    ) -> list[tuple[Source, Polled]]:
         """Poll every source that is due, once each; what each poll found."""
         done = []
         for source in self._feeds.due(self._clock()):
             if stop is not None and stop.is_set():
                 break
+            if lock is not None and not lock.held():
+                raise FollowerBusy(
+                    f"the lock of the followed sources on {lock.where} was lost; this process stops polling"
+                )
             done.append((source, self.poll(source)))
         return done
 
@@ -258,3 +263,37 @@ class Poller:
             taking.marks.append((key, None, "failed", "the entry has no text"))
             return
         taking.records.append((key, {name: value for name, value in record.items() if value not in (None, "", [])}))
+
+
+def keep_following(poller: Poller, settings: Settings, stop: threading.Event, standby_s: float = _STANDBY_S) -> None:
+    """Poll while this process holds the archive's follow lock, and stand by while another one does, trying
+    again every ``standby_s``, until ``stop``: what every server process runs, so that when the poller stops
+    (its server shut down, killed, or its database session ended) another takes over.
+
+    A poller that loses its lock (PostgreSQL restarted, its connection cut: the session that held it is gone,
+    and another process may hold it now) stops before its next source rather than poll beside that one, and
+    stands by like the others; taking the lock back at once would only race them. At most the source it was
+    polling is polled twice, which stores nothing twice (an article's id is made from its URL)."""
+    said = False
+    while not stop.is_set():
+        try:
+            held = follow_lock(settings)
+        except Exception:  # the database does not answer: stand by until it does
+            log.exception("could not take the lock of the followed sources")
+            held = None
+        if held is None:
+            if not said:
+                log.info("another process polls the followed sources of this archive; this one stands by")
+                said = True
+            stop.wait(standby_s)
+            continue
+        said = False
+        try:
+            poller.run(stop, held)
+        except FollowerBusy as exc:
+            log.warning("%s", exc)
+        except Exception:  # the feed store failed (a database outage): let another process try
+            log.exception("polling the followed sources stopped")
+        finally:
+            held.release()
+        stop.wait(standby_s)

@@ -1,5 +1,5 @@
-"""The article store contract against its SQLite implementation; the conversation store contract against the
-embedded SQLite file and a PostgreSQL database (marked ``integration``: the cluster is started by the tests)."""
+"""The article store and conversation store contracts against the embedded SQLite file and a PostgreSQL database
+(marked ``integration``: the cluster is started by the tests)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ class TestSqliteArticleRegistry(article_store.ArticleStoreContract):
     @pytest.fixture
     def make_store(self, tmp_path: Path) -> article_store.MakeStore:
         return lambda: ArticleRegistry(tmp_path / "articles.sqlite3")
+
+
+@pytest.mark.integration
+class TestPostgresArticleRegistry(article_store.ArticleStoreContract):
+    @pytest.fixture
+    def make_store(self, postgres_url: str) -> article_store.MakeStore:
+        return lambda: ArticleRegistry(shared_database(postgres_url))
 
 
 class TestSqliteSessionStore(conversation_store.ConversationStoreContract):

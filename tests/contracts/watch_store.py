@@ -79,6 +79,10 @@ class WatchStoreContract:
         clock.now += 61
         retaken = other.claim(10)
         assert [a for _, a in retaken] == ["a", "b", "c"]
+        clock.now += 50
+        other.renew([t for t, _ in retaken], lease_s=60)  # a check that outlasts its first lease keeps its claim
+        clock.now += 50
+        assert store.claim(10) == []
         other.done([t for t, _ in retaken])
         assert store.pending() == 0 and store.claim(10) == []
 
@@ -100,3 +104,6 @@ class WatchStoreContract:
         attempts, next_at, error, delivered_at = store.delivery(event.id) or (0, 0.0, "", None)
         assert (attempts, next_at, error) == (2, None, None) and delivered_at
         assert store.due() == [] and store.next_due() is None
+        # An attempt that outlived its lease fails after another delivered: the delivery stays delivered.
+        assert store.failed(event.id, "timed out", attempts=3, backoff_s=30.0) is None
+        assert store.delivery(event.id) == (attempts, None, None, delivered_at) and store.next_due() is None

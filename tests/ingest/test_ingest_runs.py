@@ -212,7 +212,7 @@ def test_killed_at_random_moments_then_rerun_gives_exactly_a_clean_run(tmp_path:
 def test_a_second_ingest_on_the_same_directory_fails_at_once(tmp_path: Path) -> None:
     data = tmp_path / "data"
     source = _jsonl(tmp_path / "a.jsonl", [{"id": "x", "text": "x"}])
-    with writer_lock(data):
+    with writer_lock(Settings(data_dir=data)):
         started = time.monotonic()
         result = subprocess.run(
             [*BYLINE, "ingest", str(source)], env=_env(data), capture_output=True, text=True, check=False, timeout=120

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import SecretStr
 
 from backend.core.errors import IndexStale
 from backend.core.types import SearchQuery
@@ -115,9 +116,9 @@ def test_a_changed_article_replaces_its_chunks(services: Services, settings: Set
 
 def test_a_second_writer_fails_at_once_with_a_clear_message(settings: Settings) -> None:
     with (
-        writer_lock(settings.data_dir),
+        writer_lock(settings),
         pytest.raises(WriterBusyError, match="another ingest"),
-        writer_lock(settings.data_dir),
+        writer_lock(settings),
     ):
         pass
 
@@ -154,9 +155,9 @@ def test_an_archive_signed_by_another_minhash_is_re_signed_before_an_ingest_comp
     assert registry.signature_version() == MINHASH_VERSION
     signed = registry.signed_ids()
     with sqlite3.connect(settings.articles_db) as db:  # as an older Byline left it
-        db.execute("UPDATE meta SET value = 1 WHERE key = 'minhash'")
+        db.execute("UPDATE article_meta SET value = 1 WHERE key = 'minhash'")
         db.execute("UPDATE articles SET signature = ?", (np.zeros(128, dtype=np.uint32).tobytes(),))
-        db.execute("DELETE FROM lsh")
+        db.execute("DELETE FROM article_lsh")
     first = signed[0]
     record = registry.get([first])[first]
     text = services.store.article_text(first)
@@ -169,3 +170,19 @@ def test_an_archive_signed_by_another_minhash_is_re_signed_before_an_ingest_comp
     resigned = registry.get([first])[first].signature
     assert resigned is not None and np.array_equal(resigned, minhash(text))
     assert registry.get(["wire-copy"])["wire-copy"].cluster_id == record.cluster_id
+
+
+@pytest.mark.integration
+def test_an_archive_whose_registry_is_in_postgresql_clusters_and_skips_what_it_stored(
+    tmp_path: Path, postgres_url: str, embedder: SentenceTransformerEmbedder
+) -> None:
+    """Real MinHash signatures and LSH buckets (signed 64-bit) through PostgreSQL, under its writer lock."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=SecretStr(postgres_url))
+    store = build_store(settings)
+    first = Ingestor(settings, embedder, store, build_registry(settings)).ingest([DEMO])
+    assert first.clusters == {"demo-005": ["demo-005", "demo-006"]} and not first.errors
+    registry = build_registry(settings)
+    assert registry.count() == first.articles_new and registry.signature_version() == MINHASH_VERSION
+    assert not settings.articles_db.exists() and not (settings.data_dir / ".ingest.lock").exists()
+    second = Ingestor(settings, embedder, store, registry).ingest([DEMO])
+    assert (second.articles_unchanged, second.articles_new, second.chunks_written) == (first.articles_new, 0, 0)

@@ -101,5 +101,5 @@ def test_an_interrupted_reindex_resumes_and_follows_what_changed_meanwhile(
 
 
 def test_reindex_waits_for_no_writer(settings: Settings, other_embedder: SentenceTransformerEmbedder) -> None:
-    with writer_lock(settings.data_dir), pytest.raises(WriterBusyError):
+    with writer_lock(settings), pytest.raises(WriterBusyError):
         reindex(settings, other_embedder)

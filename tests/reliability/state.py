@@ -54,7 +54,7 @@ def read_state(data_dir: Path) -> dict[str, Any]:
         lexical = sorted(r[0] for r in db.execute("SELECT chunk_id FROM lexical_docs"))
     with sqlite3.connect(f"file:{settings.articles_db}?mode=ro", uri=True) as db:
         rows = db.execute("SELECT id, content_hash, cluster_id, chunks FROM articles").fetchall()
-        copies = dict(db.execute("SELECT copy_id, article_id FROM copies").fetchall())
+        copies = dict(db.execute("SELECT copy_id, article_id FROM article_copies").fetchall())
     return {
         "chunks": chunks,
         "lexical": lexical,

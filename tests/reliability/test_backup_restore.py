@@ -127,7 +127,7 @@ def test_backup_then_restore_gives_the_same_counts_and_search_results(archive: P
 
 def test_backup_and_restore_refuse_while_a_writer_or_a_server_holds_the_archive(archive: Path, tmp_path: Path) -> None:
     backup_dir = tmp_path / "backup"
-    with writer_lock(archive):
+    with writer_lock(Settings(data_dir=archive)):
         busy = byline(["backup", str(backup_dir)], archive)
     assert busy.returncode == 2 and "another ingest is writing to" in busy.stderr, busy.stderr
     assert not backup_dir.exists() and not backup_dir.with_name("backup.partial").exists()
@@ -142,7 +142,7 @@ def test_backup_and_restore_refuse_while_a_writer_or_a_server_holds_the_archive(
         assert httpx.get(f"{server.url}/archive", timeout=30).json()["articles"] == 36  # left alone
     finally:
         server.stop()
-    with writer_lock(archive):
+    with writer_lock(Settings(data_dir=archive)):
         writing = byline(["restore", str(backup_dir)], archive)
     assert writing.returncode == 2 and "another ingest is writing to" in writing.stderr
 

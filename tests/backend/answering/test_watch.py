@@ -5,21 +5,25 @@ watch's outlets are respected; and the pre-filter drops no event the reader woul
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
-from backend.answering.watch import WatchRunner
+from backend.answering.watch import CheckReport, WatchRunner
 from backend.core.types import SearchFilters
 from backend.embedding import SentenceTransformerEmbedder
+from backend.pools import InFlight
 from backend.services import Services, build_checker, build_services
 from backend.settings import Settings
+from backend.store.db import Database, shared_database
 from backend.store.watches import WatchStore
 from ingest.pipeline import Ingestor
 from tests.conftest import DEMO, QARATAPA_QUESTION
+from tests.contracts.watch_store import Clock
 
 COMMANDER = {
     "id": "watch-commander",
@@ -137,3 +141,51 @@ def test_the_runner_drains_the_queue_and_leaves_nothing_claimed(services: Servic
     assert seen == [2, 1, 0] and store.pending() == 0
     assert [e.article.id for e in report.events] == ["watch-commander"] and told == [report.events]
     assert len(store.events(watch.id, "k")) == 1
+
+
+class SlowSteps(InFlight):
+    """The checker's steps (its first look at the articles, then each reading), each ``step_s`` long on the
+    stores' clock; before the third, ``meanwhile`` runs: the other replica's runner, finding the queue."""
+
+    def __init__(self, clock: Clock, step_s: float) -> None:
+        super().__init__()
+        self.clock, self.step_s, self.steps = clock, step_s, 0
+        self.meanwhile: Callable[[], object] | None = None
+
+    def wait_quiet(self, max_wait_s: float = 30.0) -> bool:
+        self.steps += 1
+        self.clock.now += self.step_s
+        if self.steps == 3 and self.meanwhile is not None:
+            self.meanwhile()
+        return True
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_two_replicas_never_check_the_same_article_even_past_a_lease(
+    services: Services, tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """Two runners on one queue (one SQLite file, or one PostgreSQL database), the first's check outlasting the
+    600 s lease it claimed the article for: its claim is renewed before each step, so the second finds nothing."""
+    clock = Clock()
+    if backend == "sqlite":
+        first, second = WatchStore(tmp_path / "w.sqlite3", clock), WatchStore(tmp_path / "w.sqlite3", clock)
+    else:
+        url = request.getfixturevalue("postgres_url")
+        engine = sa.create_engine(url)  # the other replica's own
+        request.addfinalizer(engine.dispose)
+        first, second = WatchStore(shared_database(url), clock), WatchStore(Database(engine), clock)
+    for question in (QARATAPA_QUESTION, "Who leads the Qaratapa-Hamrin sector now?", "Who heads the sector?"):
+        first.create("k", question)
+    _ingest(services, tmp_path, COMMANDER)
+    first.enqueue([COMMANDER["id"]])
+    slow = SlowSteps(clock, step_s=400.0)
+    runner = WatchRunner(
+        build_checker(replace(services, watches=first, pools=replace(services.pools, in_flight=slow))), first
+    )
+    other = WatchRunner(build_checker(replace(services, watches=second)), second)
+    others: list[CheckReport] = []
+    slow.meanwhile = lambda: others.append(other.run_pending())
+    report = runner.run_pending()
+    assert slow.steps >= 3 and clock.now - 1_000_000 >= 1200  # the other runner ran, two leases on
+    assert [r.articles for r in others] == [0]  # ... and found nothing to check
+    assert report.articles == 1 and report.read >= 2 and first.pending() == 0

@@ -136,7 +136,7 @@ def test_a_read_only_server_and_a_busy_archive_refuse_writes_with_503(
 ) -> None:
     services = _writable(tmp_path, embedder)
     client = TestClient(create_app(services))
-    with writer_lock(services.settings.data_dir):  # as a CLI ingest would hold it
+    with writer_lock(services.settings):  # as a CLI ingest would hold it
         busy = client.post("/articles", json={"articles": [FRESH]})
     assert busy.status_code == 503 and int(busy.headers["retry-after"]) > 0
     assert "another ingest" in busy.json()["detail"] and str(tmp_path) not in busy.text
@@ -159,7 +159,7 @@ def test_the_formats_a_server_reads_are_the_ingest_registry_and_refused_by_a_rea
     assert body["suffixes"] == list(suffixes()) and {".text", ".markdown", ".xml"} <= set(body["suffixes"])
     assert body["formats"][0] == {"name": "jsonl", "label": "JSON Lines", "suffixes": [".jsonl", ".ndjson"]}
     # An upload no format reads is reported as before, without waiting for the write lock another writer holds.
-    with writer_lock(services.settings.data_dir):
+    with writer_lock(services.settings):
         photo = client.post("/articles/files", files=[("files", ("photo.PNG", b"\x89PNG", "image/png"))])
     assert photo.status_code == 200
     assert photo.json()["files"][0]["errors"] == ["photo.PNG: unsupported file type '.PNG'"]

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -18,15 +19,17 @@ from pydantic import SecretStr, ValidationError
 from backend.answering.feedback import FeedbackStore
 from backend.answering.sessions import SessionStore
 from backend.core.errors import StoreUnavailable
-from backend.core.types import Chunk, SearchQuery, Turn
+from backend.core.types import Chunk, Copy, SearchQuery, Turn
 from backend.settings import Settings
 from backend.store import schema
+from backend.store.articles import ArticleRegistry
 from backend.store.db import Branch, Database, database_for, shared_database, sqlite_database
 from backend.store.feeds import FeedStore
 from backend.store.lexical import LexicalIndex
 from backend.store.watches import WatchStore
+from demo.postgres import PostgresServer
 from tests.conftest import free_port
-from tests.postgres import PostgresServer
+from tests.contracts.article_store import record
 
 # The files as the stores wrote them before migrations existed (their CREATE statements, frozen here).
 BEFORE_MIGRATIONS = {
@@ -73,6 +76,28 @@ BEFORE_MIGRATIONS = {
         INSERT INTO watches VALUES ('w1', 'k', 'Who?', '{"sources": []}', NULL, NULL, '2026-11-01T00:00:00+00:00');
         INSERT INTO pending (article_id, queued_at) VALUES ('a1', '2026-11-01T00:00:00+00:00');
     """,
+    # A registry from before the MinHash version was recorded (no meta row): signed by the first MinHash.
+    "articles": """
+        CREATE TABLE articles (id TEXT PRIMARY KEY, text_hash TEXT NOT NULL, content_hash TEXT NOT NULL,
+            cluster_id TEXT NOT NULL, title TEXT NOT NULL, url TEXT, source TEXT, published_at TEXT, origin TEXT,
+            chunks INTEGER NOT NULL, signature BLOB, ingested_at TEXT NOT NULL);
+        CREATE INDEX articles_text_hash ON articles(text_hash);
+        CREATE INDEX articles_url ON articles(url);
+        CREATE INDEX articles_cluster ON articles(cluster_id);
+        CREATE INDEX articles_origin ON articles(origin);
+        CREATE TABLE copies (copy_id TEXT PRIMARY KEY, article_id TEXT NOT NULL REFERENCES articles(id)
+            ON DELETE CASCADE, url TEXT, source TEXT, origin TEXT);
+        CREATE INDEX copies_article ON copies(article_id);
+        CREATE INDEX copies_url ON copies(url);
+        CREATE TABLE lsh (band INTEGER NOT NULL, bucket INTEGER NOT NULL, article_id TEXT NOT NULL
+            REFERENCES articles(id) ON DELETE CASCADE, PRIMARY KEY (band, bucket, article_id)) WITHOUT ROWID;
+        CREATE INDEX lsh_article ON lsh(article_id);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO articles VALUES ('a1', 't1', 'c1', 'a1', 'Sector commander named', 'https://e.org/a1', 'Wire',
+            '2026-11-01T00:00:00+00:00', '/feeds/a.jsonl', 2, X'0100000002000000', '2026-11-01T00:00:00+00:00');
+        INSERT INTO copies VALUES ('c1', 'a1', 'https://other.example/c1', 'Other', NULL);
+        INSERT INTO lsh VALUES (0, -9000000000000000000, 'a1');
+    """,
     # Docs 6 and 7 were written and deleted since: their numbers are never given again.
     "lexical": """
         CREATE TABLE docs (doc INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id TEXT NOT NULL UNIQUE,
@@ -92,15 +117,17 @@ BRANCH_TABLES: dict[Branch, set[str]] = {
     "sessions": {"sessions", "turns", "feedback"},
     "feeds": {"sources", "items"},
     "watches": {"watches", "pending", "events", "deliveries"},
+    "articles": {"articles", "article_copies", "article_lsh", "article_meta"},
     "lexical": {"lexical_docs", "lexical_postings", "lexical_meta"},
 }
+HEADS = {f"{branch}_0001" for branch in BRANCH_TABLES}
 OPENERS: dict[Branch, Callable[[Path | Database], object]] = {
     "sessions": SessionStore,
     "feeds": FeedStore,
     "watches": WatchStore,
+    "articles": ArticleRegistry,
     "lexical": LexicalIndex,
 }
-HEADS = {f"{branch}_0001" for branch in BRANCH_TABLES}
 
 
 def _versions(engine: sa.Engine) -> set[str]:
@@ -131,6 +158,14 @@ def test_files_made_before_migrations_are_upgraded_in_place_and_their_rows_kept(
     assert feeds.get("s1").next_at == 5.0 and feeds.unseen(["https://e.org/a"]) == {}
     watches = WatchStore(tmp_path / "watches.sqlite3")
     assert [w.id for w in watches.owned("k")] == ["w1"] and [a for _, a in watches.claim(10)] == ["a1"]
+    registry = ArticleRegistry(tmp_path / "articles.sqlite3")
+    assert registry.signature_version() == 1 and registry.ids() == {"a1"} and registry.integrity_ok()
+    assert registry.get(["a1"])["a1"].signature.tolist() == [1, 2]  # type: ignore[union-attr]
+    assert registry.find("c1") == (None, Copy("c1", "a1", "https://other.example/c1", "Other", None))
+    assert set(registry.lsh_candidates([(0, -9_000_000_000_000_000_000)])) == {"a1"}
+    with sqlite3.connect(tmp_path / "articles.sqlite3") as db:  # renamed, not copied: the old names are gone
+        names = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    assert not names & {"copies", "lsh", "meta", "copies_article", "copies_url", "lsh_article"}
     lexical = LexicalIndex(tmp_path / "lexical.sqlite3")
     assert lexical.version() == 12 and lexical.analyzer_version() == 1  # renamed, not rewritten: no reload
     assert [cid for cid, _ in lexical.search(SearchQuery("Qaratapa sector"), 10)] == ["a:0"]
@@ -223,6 +258,25 @@ def test_two_replicas_see_each_others_conversations_and_feedback_at_once(postgre
         exported = list(feedback_b.export())
         assert [(row["id"], row["turn"], row["rating"]) for row in exported] == [(first, 0, "up"), (second, 1, "down")]
         assert list(feedback_a.export()) == exported
+    finally:
+        a.engine.dispose()
+        b.engine.dispose()
+
+
+@pytest.mark.integration
+def test_two_replicas_see_each_others_articles_clusters_and_signatures_at_once(postgres_url: str) -> None:
+    a, b = Database(sa.create_engine(postgres_url)), Database(sa.create_engine(postgres_url))
+    try:
+        first, second = ArticleRegistry(a), ArticleRegistry(b)
+        wire = Copy("c1", "a1", "https://wire.example/c1", "Wire", None)
+        first.save([record("a1"), record("a2")], {"a1": [(0, 11)], "a2": [(1, 12)]}, [wire])
+        assert second.ids() == {"a1", "a2"} and second.copies(["a1"]) == {"a1": [wire]}
+        assert set(second.lsh_candidates([(0, 11), (1, 12)])) == {"a1", "a2"}
+        second.resign({"a1": (np.full(8, 7, dtype=np.uint32), [(3, 3)])}, 9)
+        assert first.signature_version() == 9 and set(first.lsh_candidates([(3, 3)])) == {"a1"}
+        second.delete(["a1"])
+        assert first.ids() == {"a2"} and first.find("c1") == (None, None) and first.lsh_candidates([(3, 3)]) == {}
+        assert first.integrity_ok() and second.integrity_ok()
     finally:
         a.engine.dispose()
         b.engine.dispose()

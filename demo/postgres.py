@@ -1,11 +1,10 @@
-"""A real PostgreSQL for the tests: Debian's server binaries, a cluster initialised in a temporary directory,
-listening on loopback only, started once per test session and removed at its end.
+"""A real PostgreSQL on this machine: Debian's server binaries, a cluster initialised in a temporary directory,
+listening on loopback only. The tests start one per session (removed at its end); ``make cluster`` starts one
+for its replicas.
 
 PostgreSQL refuses to run as root, and the tests may run as root (CI, containers): the cluster then runs as
 the ``postgres`` user (``nobody`` where there is none) in a directory handed to it. Where no server can be
-found or started, ``PostgresServer.start`` raises ``Unavailable`` saying why, and the tests that need it skip.
-
-It imports nothing of the test suite, so a benchmark starts one too (``bench.lexical_backends``).
+found or started, ``PostgresServer.start`` raises ``Unavailable`` saying why: the tests that need it skip.
 """
 
 from __future__ import annotations
@@ -44,7 +43,7 @@ def server_binaries() -> Path:
 class PostgresServer:
     def __init__(self) -> None:
         self.bin = server_binaries()
-        self.port = _free_port()
+        self.port = free_port()
         self._owner = _unprivileged_user() if os.geteuid() == 0 else None
         self.root = Path(tempfile.mkdtemp(prefix="byline-pg-"))
         if self._owner is not None:
@@ -71,9 +70,9 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self) -> str:
-        """A new, empty database on the cluster (one per test); its URL."""
-        name = f"test_{next(self._databases)}"
+    def create_database(self, name: str | None = None) -> str:
+        """A new, empty database on the cluster (by default one per test, numbered); its URL."""
+        name = name or f"test_{next(self._databases)}"
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user={USER} dbname=postgres", autocommit=True) as db:
             db.execute(f"CREATE DATABASE {name}")
         return self.url(name)
@@ -88,7 +87,7 @@ class PostgresServer:
             raise Unavailable(f"{program} failed ({done.returncode}): {done.stderr.strip()[-2000:]} {log}".strip())
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
