@@ -75,14 +75,19 @@ class LexicalIndex:
         # Where the index is a SQLite file, a search reads it through the driver (see ``_reading``).
         self._file = None if self._db.shared else self._db.engine.url.database
         self._compiled: dict[sa.Select[Any], tuple[str, dict[str, Any]]] = {}
+        # The version and analyzer rows are written here where missing, not by the migration, so a new database's
+        # tables stay empty until the index is opened (byline db import copies into empty ones).
         with self._db.begin() as db:
-            if db.execute(_ANALYZER).first() is None:
+            found = dict(db.execute(_STATE).all())
+            missing: dict[str, int] = {}
+            if "version" not in found:
+                missing["version"] = 0
+            if "analyzer" not in found:
                 empty = db.execute(sa.select(schema.lexical_docs.c.doc).limit(1)).first() is None
-                first = ANALYZER_VERSION if empty else _FIRST_ANALYZER
-                # Another process opening the same index meanwhile may have recorded it first: the same value.
-                db.execute(
-                    self._db.insert(schema.lexical_meta).values(key="analyzer", value=first).on_conflict_do_nothing()
-                )
+                missing["analyzer"] = ANALYZER_VERSION if empty else _FIRST_ANALYZER
+            for key, value in missing.items():
+                # Another process opening the index meanwhile may have written it first: the same value.
+                db.execute(self._db.insert(schema.lexical_meta).values(key=key, value=value).on_conflict_do_nothing())
 
     def add(self, chunks: Iterable[Chunk]) -> None:
         """Add or replace chunks (by id)."""

@@ -6,7 +6,8 @@ renamed in place (SQLite renames ``sqlite_sequence``'s row with its table, so do
 SQLite cannot rename an index, so the postings' index by doc is made again under its new name: a few seconds
 once (2.6 s at 50k chunks). An index from before doc numbers, its postings keyed by chunk id, is converted
 first, and its version bumped so that a process which loaded it reads it again. Only a SQLite file is adopted:
-on PostgreSQL a ``docs`` or ``meta`` belongs to someone else.
+on PostgreSQL a ``docs`` or ``meta`` belongs to someone else. New tables are left empty, the index's version
+and analyzer rows written by the store when it opens them, so ``byline db import`` finds nothing in its way.
 """
 
 import sqlalchemy as sa
@@ -34,8 +35,6 @@ def upgrade() -> None:
             sa.Column("value", sa.Integer, nullable=False),
         ),
     )
-    if op.get_bind().execute(sa.text("SELECT 1 FROM lexical_meta WHERE key = 'version'")).first() is None:
-        op.execute("INSERT INTO lexical_meta (key, value) VALUES ('version', 0)")
 
 
 def _docs() -> None:
