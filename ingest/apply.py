@@ -3,14 +3,13 @@
 Chroma is written first (one upsert, so an article's chunks appear together; then its stale chunks go)
 and the registry last. A run killed anywhere is repaired by the next: an article the registry does not
 know as written is simply written again, and chunk ids derived from content make that an idempotent
-upsert. Between Chroma's write and the lexical index's, a pending marker on disk says the two may differ
-(``sync_lexical``).
+upsert. Between Chroma's write and the lexical index's, a pending mark in the lexical index's own table says
+the two may differ (``sync_lexical``): in the shared database, a replica other than the one that died sees it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ from ingest.chunking import PreparedChunk
 from ingest.dedup import MINHASH_VERSION, lsh_bands, minhash
 from ingest.errors import RebuildNeeded
 
-# Marks a batch between its Chroma write and the lexical index's (see ``sync_lexical``).
+# Where the pending mark was kept before it moved into the lexical index: a file a run killed before the upgrade
+# may have left in the data directory, still honoured (see ``sync_lexical``).
 PENDING = ".ingest.pending"
 
 Extra = dict[str, str | int | float | bool]
@@ -55,39 +55,39 @@ def apply(
     store: VectorStore,
     lexical: LexicalStore,
     registry: ArticleStore,
-    pending: Path,
 ) -> None:
     """Write one batch (``vectors`` in the order of ``writes.chunks``), in the order that makes a crash
     at any point repairable by the next run."""
     writes_chunks = bool(writes.chunks or writes.stale)
     if writes_chunks:
-        durable_touch(pending)
+        lexical.mark_pending()
     if writes.chunks:
         store.upsert([p.chunk for p in writes.chunks], list(vectors), writes.extras)
     store.delete(writes.stale)
     lexical.add(p.chunk for p in writes.chunks)
     lexical.delete(writes.stale)
     if writes_chunks:
-        pending.unlink()
+        lexical.settle()
     registry.save(writes.records, writes.bands, writes.copies)
 
 
-def sync_lexical(store: VectorStore, lexical: LexicalStore, pending: Path, rebuild: bool = True) -> None:
+def sync_lexical(store: VectorStore, lexical: LexicalStore, legacy_mark: Path, rebuild: bool = True) -> None:
     """Rebuild the lexical index from Chroma when a run died between their writes, or they disagree.
 
     Counting alone would miss a run that died after Chroma replaced an article's chunks with as many
-    new ones: the counts agree, the ids do not. So a batch marks itself pending before it writes Chroma
-    and unmarks after the lexical index has followed; a mark found here means they may differ.
+    new ones: the counts agree, the ids do not. So a batch marks the lexical index pending before it writes
+    Chroma and settles it after the index has followed; a mark found here means they may differ.
+    ``legacy_mark``: the file that held the mark before it moved into the index.
 
     ``rebuild=False`` (a server's write, inside an HTTP request): raise ``RebuildNeeded`` instead."""
-    needed = pending.exists() or lexical.count() != store.count()
+    needed = lexical.pending or legacy_mark.exists() or lexical.count() != store.count()
     if not rebuild and (needed or lexical.stale):
         raise RebuildNeeded()
     if needed:
         lexical.rebuild(store.iter_chunks())
     else:
         lexical.ensure_current(store.iter_chunks)  # made by another analyzer: rebuilt before it is written
-    pending.unlink(missing_ok=True)
+    legacy_mark.unlink(missing_ok=True)
 
 
 def sync_signatures(store: VectorStore, registry: ArticleStore, rebuild: bool = True) -> int:
@@ -115,17 +115,3 @@ def delete_articles(store: VectorStore, registry: ArticleStore, lexical: Lexical
     lexical.delete(chunk_ids)
     registry.delete(article_ids)
     return len(chunk_ids)
-
-
-def durable_touch(path: Path) -> None:
-    """Create ``path`` and make its existence survive a crash of the machine, not only of the process."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)

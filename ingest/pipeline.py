@@ -80,7 +80,7 @@ class Ingestor:
         self._lexical = lexical or LexicalIndex(database_for(settings, settings.lexical_db))
 
     @property
-    def _pending(self) -> Path:
+    def _legacy_mark(self) -> Path:
         return self._settings.data_dir / PENDING
 
     def _articles(
@@ -132,7 +132,7 @@ class Ingestor:
         """Bring the lexical index in line with the vector store now, rebuilding it if a run died between
         their writes or it was made by another analyzer, and re-sign articles signed by another MinHash."""
         with storage_errors(self._settings.data_dir), writer_lock(self._settings, self._lock_wait_s):
-            sync_lexical(self._store, self._lexical, self._pending)
+            sync_lexical(self._store, self._lexical, self._legacy_mark)
             sync_signatures(self._store, self._registry)
 
     def ingest(
@@ -164,7 +164,7 @@ class Ingestor:
         clusterer = StoryClusterer(self._registry.lsh_candidates, self._cluster_of)
         present: set[str] = set()  # stored ids whose text is still in the source (for prune)
         with storage_errors(self._settings.data_dir), writer_lock(self._settings, self._lock_wait_s) as held:
-            sync_lexical(self._store, self._lexical, self._pending, rebuild=self._rebuild_indexes)
+            sync_lexical(self._store, self._lexical, self._legacy_mark, rebuild=self._rebuild_indexes)
             sync_signatures(self._store, self._registry, rebuild=self._rebuild_indexes)
             batch: list[tuple[Article, str]] = []
             run_texts: dict[str, str] = {}
@@ -269,7 +269,7 @@ class Ingestor:
             report.count(article_id, outcome, _chunks(len(new_chunks[article_id])))
 
         vectors = self._embed(writes, report)
-        apply(writes, vectors, self._store, self._lexical, self._registry, self._pending)
+        apply(writes, vectors, self._store, self._lexical, self._registry)
         report.chunks_written += len(writes.chunks)
         report.chunks_deleted += len(writes.stale)
         clusterer.flush()

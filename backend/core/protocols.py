@@ -118,8 +118,21 @@ class LexicalStore(Protocol):
 
     def clear(self) -> None: ...
 
+    def mark_pending(self) -> None:
+        """Say, durably, that the vector store is about to change before this index follows it."""
+        ...
+
+    def settle(self) -> None:
+        """Say that this index has followed the vector store's last change."""
+        ...
+
+    @property
+    def pending(self) -> bool:
+        """True between ``mark_pending`` and ``settle`` or a rebuild: the two stores may differ."""
+        ...
+
     def rebuild(self, chunks: Iterable[Chunk]) -> None:
-        """Replace everything with ``chunks``, at once for readers, with this process's analyzer."""
+        """Replace everything with ``chunks``, at once for readers, with this process's analyzer (and settle)."""
         ...
 
     @property

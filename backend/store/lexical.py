@@ -102,6 +102,25 @@ class LexicalIndex:
             _remove(db, chunk_ids)
             db.execute(_BUMP)
 
+    def mark_pending(self) -> None:
+        """Say, durably, that the vector store is about to change before this index follows (see ``pending``)."""
+        with self._writing() as db:
+            self._set(db, "pending", 1)
+
+    def settle(self) -> None:
+        """Say that this index has followed the vector store's last change."""
+        with self._writing() as db:
+            self._set(db, "pending", 0)
+
+    @property
+    def pending(self) -> bool:
+        """True between ``mark_pending`` and ``settle`` (or a rebuild): a writer died between the vector store's
+        write and this index's, so the two may differ even where their counts agree. Kept in the index's own
+        table, so every replica sharing the database sees it, not only the one whose writer died."""
+        with self._db.begin() as db:
+            value = db.execute(_PENDING).scalar_one_or_none()
+        return bool(value)
+
     def clear(self) -> None:
         with self._writing() as db:
             db.execute(sa.delete(schema.lexical_postings))
@@ -250,7 +269,10 @@ class LexicalIndex:
         return sql, {**constants, **parameters}
 
     def _set_analyzer(self, db: Connection) -> None:
-        row = self._db.insert(schema.lexical_meta).values(key="analyzer", value=ANALYZER_VERSION)
+        self._set(db, "analyzer", ANALYZER_VERSION)
+
+    def _set(self, db: Connection, key: str, value: int) -> None:
+        row = self._db.insert(schema.lexical_meta).values(key=key, value=value)
         db.execute(
             row.on_conflict_do_update(index_elements=[schema.lexical_meta.c.key], set_={"value": row.excluded.value})
         )
@@ -260,6 +282,7 @@ class LexicalIndex:
         db.execute(sa.delete(schema.lexical_docs))
         self._add(db, chunks)
         self._set_analyzer(db)
+        self._set(db, "pending", 0)  # the index now describes the vector store as it is
         db.execute(_BUMP)
 
     def _add(self, db: Connection, chunks: Iterable[Chunk]) -> None:
@@ -309,7 +332,8 @@ def _remove(db: Connection, chunk_ids: Sequence[str]) -> None:
 
 _VERSION = sa.select(schema.lexical_meta.c.value).where(schema.lexical_meta.c.key == "version")
 _ANALYZER = sa.select(schema.lexical_meta.c.value).where(schema.lexical_meta.c.key == "analyzer")
-_STATE = sa.select(schema.lexical_meta.c.key, schema.lexical_meta.c.value)  # the version and the analyzer
+_PENDING = sa.select(schema.lexical_meta.c.value).where(schema.lexical_meta.c.key == "pending")
+_STATE = sa.select(schema.lexical_meta.c.key, schema.lexical_meta.c.value)  # version, analyzer, pending mark
 _BUMP = (
     sa.update(schema.lexical_meta)
     .where(schema.lexical_meta.c.key == "version")

@@ -108,3 +108,14 @@ class LexicalStoreContract:
         assert ids(index, SearchQuery("Qaratapa")) == []
         assert not index.stale and index.ensure_current(lambda: ARCHIVE) is False
         assert make_store().count() == 1  # seen by the next opener too
+
+    def test_a_pending_mark_is_seen_by_every_handle_until_settled_or_rebuilt(self, make_store: MakeStore) -> None:
+        writer, other = filled(make_store), make_store()
+        assert not other.pending
+        writer.mark_pending()  # a writer that dies here leaves the mark for whoever opens the index next
+        assert make_store().pending and other.pending
+        writer.settle()
+        assert not other.pending
+        writer.mark_pending()
+        other.rebuild(ARCHIVE)
+        assert not writer.pending and writer.count() == len(ARCHIVE)

@@ -18,7 +18,6 @@ from backend.api.limits import RateLimiter
 from backend.embedding import SentenceTransformerEmbedder
 from backend.services import Services, build_services
 from backend.settings import ApiSettings, Settings
-from ingest.apply import PENDING
 from ingest.loaders import FORMATS, suffixes
 from ingest.pipeline import writer_lock
 from ingest.writer import safe_name, with_writer
@@ -337,7 +336,7 @@ def test_a_write_that_needs_a_full_lexical_rebuild_is_told_to_retry_while_the_re
         rebuild(chunks)  # type: ignore[arg-type]
 
     services.lexical.rebuild = recording  # type: ignore[method-assign]
-    (services.settings.data_dir / PENDING).touch()  # as a killed ingest run leaves it
+    services.lexical.mark_pending()  # as a killed ingest run leaves it
     second = {
         **FRESH,
         "id": "fresh-2",
@@ -350,6 +349,6 @@ def test_a_write_that_needs_a_full_lexical_rebuild_is_told_to_retry_while_the_re
     assert "rebuilt" in refused.json()["detail"] and int(refused.headers["retry-after"]) > 0
     services.writer.wait_for_rebuild(120)  # type: ignore[attr-defined]
     assert rebuilt_in == ["byline-lexical-rebuild"]  # never the request's thread
-    assert not (services.settings.data_dir / PENDING).exists()
+    assert not services.lexical.pending
     assert client.post("/articles", json={"articles": [second]}).json()["results"][0]["status"] == "new"
     assert services.lexical.count() == services.store.count()
