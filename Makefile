@@ -98,8 +98,9 @@ soak: $(VENV)/.installed-test
 
 # Benchmarks print a table and write JSON (and a plot) under reports/bench/; they read ../shared/data.
 # The scale benchmark starts from the evaluation slice (built here if absent) and keeps its archives
-# in data/bench/. About 90 minutes on 2 cores, most of it the 5,000-article ingest (and, the first time,
-# building the 200k-chunk archive). The lexical backends' benchmark starts its own PostgreSQL (`make postgres`).
+# in data/bench/. About two hours on 2 cores, most of it the 5,000-article ingest (and, the first time,
+# building the 200k-chunk archive). The lexical backends' and the replicas' benchmarks start their own
+# PostgreSQL (`make postgres`); the replicas' imports the 200k-chunk archive into it (7 minutes).
 bench: $(VENV)/.installed-test postgres
 	$(BIN)/python -m bench.embedding_speed
 	$(BIN)/python -m bench.ingest_throughput --articles 1000 5000 --encode-share 0.3
@@ -108,6 +109,7 @@ bench: $(VENV)/.installed-test postgres
 	$(BIN)/python -m bench.text_analysis
 	$(BIN)/python -m bench.watches --watches 20 --new 50
 	$(BIN)/python -m bench.lexical_backends --data-dir $(EVAL_DIR)
+	$(BIN)/python -m bench.replicas --source $(EVAL_DIR)
 
 # docs/configuration.md is written from the settings model; tests/test_docs.py fails when it differs.
 # Written to a temporary file first, so a failing run cannot leave the page empty.
