@@ -58,7 +58,9 @@ def import_state(
     target = shared_database(settings.database_url.get_secret_value())
     source_settings = settings.model_copy(update={"data_dir": source_dir, "database_url": None})
     copied = []
-    with writer_lock(source_settings):  # the source directory's own lock: the copy reads a still archive
+    # The source directory's own lock, so the copy reads a still archive; the database's, so no replica writes
+    # into the tables being filled.
+    with writer_lock(source_settings), writer_lock(settings):
         for branch, path in stores(source_settings):
             if not path.exists():
                 progress(f"{branch}: no {path.name} in {source_dir}, nothing to copy")

@@ -80,3 +80,14 @@ def test_the_command_needs_a_database_and_says_so(embedded: Settings, tmp_path: 
     )
     assert done.returncode == 2
     assert "set BYLINE_DATABASE_URL" in done.stderr
+
+
+def test_an_import_waits_for_no_replica_that_is_writing(embedded: Settings, postgres_url: str) -> None:
+    from ingest.errors import WriterBusyError
+    from ingest.lock import writer_lock
+
+    shared = Settings(data_dir=embedded.data_dir.parent / "replica", database_url=postgres_url)
+    with writer_lock(shared), pytest.raises(WriterBusyError):  # a replica's ingest holds the archive
+        import_state(embedded.data_dir, shared)
+    assert build_registry(shared).count() == 0
+    assert len(import_state(embedded.data_dir, shared)) >= 4  # once it is done
