@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from backend.settings import Settings
-from backend.store.db import Branch, Database, opened, shared_database, sqlite_database
+from backend.store.db import Branch, Database, opened, shared_database
 from backend.store.ownership import ensure_not_served
 from ingest.errors import TransferError as TransferError  # raised here; importable from here too
 from ingest.lock import writer_lock
@@ -65,7 +65,7 @@ def import_state(
             if not path.exists():
                 progress(f"{branch}: no {path.name} in {source_dir}, nothing to copy")
                 continue
-            copied.append(_copy_store(branch, opened(sqlite_database(path), branch), opened(target, branch), progress))
+            copied.append(_copy_store(branch, opened(path, branch), opened(target, branch), progress))
     return copied
 
 
@@ -99,12 +99,9 @@ def _store_tables(database: Database) -> list[str]:
 
 def _copy_table(out: sa.Connection, into: sa.Connection, source: sa.Table, target: sa.Table) -> int:
     columns = [c.name for c in target.columns]
-    convert = [_converter(target.c[name].type) for name in columns]
     count = 0
     for page in _pages(out, source, columns):
-        into.execute(
-            target.insert(), [{n: f(v) for n, f, v in zip(columns, convert, row, strict=True)} for row in page]
-        )
+        into.execute(target.insert(), [dict(zip(columns, row, strict=True)) for row in page])
         count += len(page)
     return count
 
@@ -113,13 +110,6 @@ def _pages(out: sa.Connection, table: sa.Table, columns: list[str]) -> Iterator[
     result = out.execution_options(stream_results=True).execute(sa.select(*(table.c[n] for n in columns)))
     while page := result.fetchmany(_PAGE):
         yield page
-
-
-def _converter(kind: sa.types.TypeEngine[Any]) -> Callable[[Any], Any]:
-    """SQLite keeps booleans as 0/1; PostgreSQL wants them as booleans. Everything else goes as it is."""
-    if isinstance(kind, sa.Boolean):
-        return lambda v: None if v is None else bool(v)
-    return lambda v: v
 
 
 def _advance_sequences(into: sa.Connection, tables: list[sa.Table]) -> None:

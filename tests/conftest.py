@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from backend.embedding import SentenceTransformerEmbedder, resolve_model
 from backend.services import Services, build_services
 from backend.settings import ApiSettings, EmbeddingSettings, Settings
 from byline.server import proxy_options
+from demo.postgres import free_port as free_port  # the tests' servers take their loopback ports as make cluster's do
 from ingest.pipeline import Ingestor
 
 if TYPE_CHECKING:
@@ -94,12 +94,6 @@ def demo_services(
     assert not report.errors, report.summary()
     yield services
     services.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServerThread:

@@ -169,22 +169,16 @@ class Database:
         one after the other and the second finds nothing to do."""
         head = _scripts().get_revision(f"{branch}@head")
         assert head is not None, f"no migrations for {branch}"
-        with self._reachable():
-            with self.engine.connect() as connection:
-                if head.revision in MigrationContext.configure(connection).get_current_heads():
-                    return
-                if not self.shared:
-                    _wal(connection)
-            with self.engine.connect() as connection:
-                if self.shared:
-                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-                else:
-                    connection.exec_driver_sql("BEGIN IMMEDIATE")
-                config = Config()
-                config.set_main_option("script_location", str(MIGRATIONS))
-                config.attributes["connection"] = connection
-                command.upgrade(config, f"{branch}@head")
-                connection.commit()
+        with self._reachable(), self.engine.connect() as connection:
+            if head.revision in MigrationContext.configure(connection).get_current_heads():
+                return
+            if not self.shared:
+                _wal(connection)
+        with self.exclusive(_MIGRATION_LOCK) as connection:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.upgrade(config, f"{branch}@head")
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
